@@ -1,0 +1,150 @@
+"""Command line: train, generate, list runs.
+
+    python -m lesson_lib train --preset starter
+    python -m lesson_lib train --data my.txt --model lstm --steps 500
+    python -m lesson_lib generate --run starter --prompt "ROMEO:"
+    python -m lesson_lib runs
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .presets import PRESETS, get_preset
+
+# command-line flag -> where it goes in the run spec
+_MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout")
+_TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps",
+                "eval_interval": "eval_interval", "grad_accum": "grad_accum", "device": "device",
+                "precision": "precision", "seed": "seed"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lesson_lib", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    presets = "\n".join(f"  {name:18s} {p['description']}" for name, p in PRESETS.items())
+    t = sub.add_parser("train", help="train a model (a preset, or your own settings and text)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=f"presets:\n{presets}")
+    t.add_argument("--preset", default=None, help="start from this preset (default: starter's settings)")
+    t.add_argument("--name", help="run folder name (default: the preset or model name, made unique)")
+    t.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint")
+    t.add_argument("--data", help="'shakespeare' or the path of any UTF-8 .txt file")
+    t.add_argument("--model", choices=["bigram", "mlp", "lstm", "gpt"], help="model family")
+    t.add_argument("--tokenizer", choices=["char", "word", "bpe"])
+    t.add_argument("--vocab-size", type=int, help="vocabulary size for word and bpe tokenizers")
+    for flag in _MODEL_FLAGS:
+        t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int)
+    t.add_argument("--steps", type=int, help="optimizer updates (max_steps)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="peak learning rate")
+    t.add_argument("--warmup-steps", type=int)
+    t.add_argument("--eval-interval", type=int)
+    t.add_argument("--grad-accum", type=int)
+    t.add_argument("--device", help="auto | cpu | cuda | mps")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--seed", type=int)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    g = sub.add_parser("generate", help="generate text from a trained run")
+    g.add_argument("--run", required=True, help="run name (see: python -m lesson_lib runs)")
+    g.add_argument("--prompt", default="\n", help="text to continue")
+    g.add_argument("--checkpoint", default="best", help="best | latest | a step number")
+    g.add_argument("--max-new-tokens", type=int, default=300)
+    g.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
+
+    sub.add_parser("runs", help="list the runs in the runs folder")
+    return parser
+
+
+def build_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """The run spec a `train` command line describes: the preset, then each flag given on top."""
+    spec = get_preset(args.preset or "starter")
+    spec["preset"] = args.preset
+    spec.pop("description", None)
+    if args.model and args.model != spec["model"]["family"]:
+        spec["model"] = {"family": args.model, "block_size": spec["model"]["block_size"]}
+    for key in ("data", "tokenizer", "vocab_size"):
+        if getattr(args, key) is not None:
+            spec[key] = getattr(args, key)
+    for flag in _MODEL_FLAGS:
+        if getattr(args, flag) is not None:
+            spec["model"][flag] = getattr(args, flag)
+    for flag, field in _TRAIN_FLAGS.items():
+        if getattr(args, flag) is not None:
+            spec["train"][field] = getattr(args, flag)
+    if not args.preset and (args.model or args.data):
+        spec["preset"] = None
+    elif not args.preset:
+        spec["preset"] = "starter"
+    return spec
+
+
+def _train(args) -> int:
+    from .experiment import resume_run, start_run
+
+    if args.resume:
+        result = resume_run(args.resume, max_steps=args.steps, progress=not args.quiet)
+    else:
+        result = start_run(build_spec(args), name=args.name, progress=not args.quiet)
+    run_name = result.run
+    val = f"{result.last_val_loss:.4f}" if result.last_val_loss is not None else "n/a"
+    print(f"{result.status}: run {run_name!r}, step {result.step}, val loss {val}, {result.elapsed:.1f} s")
+    if result.status == "stopped":
+        print(f"resume with: python -m lesson_lib train --resume {run_name}")
+    else:
+        print(f"generate with: python -m lesson_lib generate --run {run_name} --prompt \"ROMEO:\"")
+    return 0
+
+
+def _generate(args) -> int:
+    from .experiment import load_trained
+    from .sampling import SamplingConfig, stream
+
+    config = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed, use_cache=not args.no_cache)
+    model, tokenizer, meta = load_trained(args.run, args.checkpoint, device=args.device)
+    print(f"# run {meta['run']}, checkpoint {meta['checkpoint']} (val loss {meta.get('val_loss')})", file=sys.stderr)
+    sys.stdout.write(args.prompt)
+    for piece in stream(model, tokenizer, args.prompt, config):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _runs(args) -> int:
+    from .runs import list_runs, runs_dir
+
+    runs = list_runs()
+    if not runs:
+        print(f"no runs in {runs_dir().resolve()}: train one with: python -m lesson_lib train --preset starter")
+        return 0
+    header = f"{'name':24s} {'model':7s} {'params':>9s} {'tok':5s} {'steps':>6s} {'best val':>9s} {'ckpts':>5s}  status"
+    print(header)
+    for run in runs:
+        s = run.summary()
+        best = f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "-"
+        params = f"{s['params']:,}" if s["params"] else "-"
+        print(f"{s['name'][:24]:24s} {str(s['family']):7s} {params:>9s} {str(s['tokenizer']):5s} {s['steps']:>6d} "
+              f"{best:>9s} {s['checkpoints']:>5d}  {s['status']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"train": _train, "generate": _generate, "runs": _runs}[args.command]
+    try:
+        return handler(args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

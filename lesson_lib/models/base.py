@@ -1,0 +1,72 @@
+"""What every language model in the course shares.
+
+A language model maps token ids `idx` (B, T) to next-token logits (B, T, V) and, given targets,
+the mean cross-entropy. The trainer, the sampler, the notebooks and the dashboard rely only on
+this interface, so a bigram table, an LSTM and a GPT are handled alike.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LanguageModel(nn.Module):
+    """Base class: `forward(idx, targets=None) -> (logits, loss)`.
+
+    Generation hooks, overridden where a model can do better than recomputing everything:
+    - `context_limit`: the most tokens the model can see at once (positions it has embeddings
+      for), or None when it has no such limit.
+    - `receptive_field`: how many trailing tokens the next prediction depends on, or None for
+      all of them; the sampler crops the input to this many tokens, which changes nothing.
+    - `supports_cache` / `forward_cached(idx, cache)`: incremental decoding (the GPT's KV cache,
+      the LSTM's hidden state).
+    """
+
+    config: Any
+    context_limit: int | None = None
+    receptive_field: int | None = None
+    supports_cache: bool = False
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        raise NotImplementedError
+
+    def forward_cached(self, idx: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Logits (B, T, V) for the new tokens `idx`, given what `cache` holds of earlier ones."""
+        raise NotImplementedError(f"{type(self).__name__} has no incremental decoding")
+
+    def num_params(self, exclude_position_embeddings: bool = False) -> int:
+        """Distinct parameters (a tied weight counts once)."""
+        seen, total = set(), 0
+        for name, p in self.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if exclude_position_embeddings and "position_embedding" in name:
+                continue
+            total += p.numel()
+        return total
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token (forward + backward): about 6 per weight used in a matmul."""
+        raise NotImplementedError
+
+    @staticmethod
+    def loss_from_logits(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+        if targets is None:
+            return None
+        # float() so the loss is computed in fp32 even when the logits come out of bf16 autocast
+        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                               ignore_index=-1)
+
+    def check_input(self, idx: torch.Tensor) -> None:
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
+        vocab = self.config.vocab_size
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab):
+            raise ValueError(
+                f"token ids must lie in [0, {vocab}); got ids from {int(idx.min())} to {int(idx.max())}: "
+                "was the text encoded with the tokenizer this model was trained with?"
+            )

@@ -1,0 +1,85 @@
+"""The command line, end to end on a small text file, and its error messages."""
+import pytest
+
+from lesson_lib.cli import main
+
+TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "runs"))
+    path = tmp_path / "play.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+TINY = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--steps", "12",
+        "--eval-interval", "6", "--batch-size", "4", "--device", "cpu", "--quiet"]
+
+
+def test_train_generate_and_list(runs, capsys):
+    assert main(["train", "--data", str(runs), "--name", "tiny", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "finished: run 'tiny', step 12" in out
+    assert main(["generate", "--run", "tiny", "--prompt", "ROMEO:", "--max-new-tokens", "20", "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("ROMEO:") and len(text.rstrip("\n")) >= len("ROMEO:") + 1
+    assert main(["runs"]) == 0
+    listing = capsys.readouterr().out
+    assert "tiny" in listing and "finished" in listing
+
+
+@pytest.mark.parametrize("family", ["bigram", "mlp", "lstm"])
+def test_other_families_train_from_the_cli(runs, capsys, family):
+    assert main(["train", "--data", str(runs), "--model", family, "--steps", "6", "--eval-interval", "3",
+                 "--block-size", "16", "--batch-size", "4", "--device", "cpu", "--quiet"]) == 0
+    assert f"run '{family}'" in capsys.readouterr().out
+
+
+def test_resume_continues_to_a_new_step_budget(runs, capsys):
+    assert main(["train", "--data", str(runs), "--name", "r", *TINY]) == 0
+    assert main(["train", "--resume", "r", "--steps", "18", "--quiet"]) == 0
+    assert "step 18" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "huge"], "unknown preset 'huge'"),
+    (["train", "--data", "/no/such/file.txt"], "/no/such/file.txt"),
+    (["generate", "--run", "nothing"], "no run named 'nothing'"),
+    (["train", "--resume", "nothing"], "no run named 'nothing'"),
+])
+def test_errors_are_one_clear_line(runs, capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_bad_files_are_explained(runs, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\xe9 ".encode("latin-1") * 50)
+    assert main(["train", "--data", str(empty), *TINY]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["train", "--data", str(latin), *TINY]) == 2
+    assert "UTF-8" in capsys.readouterr().err
+
+
+def test_generation_errors(runs, capsys):
+    assert main(["train", "--data", str(runs), "--name", "g", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--run", "g", "--temperature", "-1"]) == 2
+    assert "temperature must be >= 0" in capsys.readouterr().err
+    assert main(["generate", "--run", "g", "--top-p", "0"]) == 2
+    assert "top_p" in capsys.readouterr().err
+    assert main(["generate", "--run", "g", "--prompt", "ROMEO ☃"]) == 2
+    assert "'☃'" in capsys.readouterr().err
+    assert main(["generate", "--run", "g", "--checkpoint", "999"]) == 2
+    assert "no checkpoint '999'" in capsys.readouterr().err
+
+
+def test_second_run_with_a_taken_name_is_refused(runs, capsys):
+    assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 0
+    assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""Each model family on a tiny config: shapes, learning, greedy determinism, cache equality."""
+import pytest
+import torch
+
+from lesson_lib.config import from_dict
+from lesson_lib.models import FAMILIES, build_model, model_config, model_spec
+from lesson_lib.sampling import SamplingConfig, generate_ids
+
+TINY = {
+    "bigram": {},
+    "mlp": {"context": 4, "n_embd": 8, "n_hidden": 32},
+    "lstm": {"n_embd": 16, "n_hidden": 32},
+    "gpt": {"n_layer": 2, "n_head": 2, "n_embd": 16},
+}
+VOCAB, BLOCK = 11, 8
+
+
+def tiny(family, **extra):
+    torch.manual_seed(0)
+    return build_model({"family": family, "vocab_size": VOCAB, "block_size": BLOCK, **TINY[family], **extra})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shapes_and_loss(family):
+    model = tiny(family)
+    idx = torch.randint(0, VOCAB, (3, BLOCK))
+    logits, loss = model(idx)
+    assert logits.shape == (3, BLOCK, VOCAB) and loss is None
+    _, loss = model(idx, idx)
+    assert loss.shape == () and torch.isfinite(loss)
+    assert model.num_params() > 0 and model.flops_per_token() > 0
+    assert model_spec(model)["family"] == family
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loss_falls_on_a_repeating_pattern(family):
+    model = tiny(family)
+    pattern = torch.tensor([[i % 5 for i in range(BLOCK + 1)]] * 4)  # 0 1 2 3 4 0 1 ...: next token is determined
+    x, y = pattern[:, :-1], pattern[:, 1:]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-2)
+    first = model(x, y)[1].item()
+    for _ in range(40):
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_greedy_generation_is_deterministic(family):
+    model = tiny(family)
+    a = [t for t, _ in generate_ids(model, [1, 2, 3], SamplingConfig(max_new_tokens=20, temperature=0))]
+    b = [t for t, _ in generate_ids(model, [1, 2, 3], SamplingConfig(max_new_tokens=20, temperature=0))]
+    assert a == b and len(a) == 20 and all(0 <= t < VOCAB for t in a)
+
+
+@pytest.mark.parametrize("family", ["gpt", "lstm"])
+def test_cache_equals_full_recomputation_past_the_context(family):
+    model = tiny(family)
+    with torch.no_grad():  # sharpen the model so greedy picks are not near-ties
+        for p in model.parameters():
+            p.mul_(3.0)
+    steps = 3 * BLOCK  # well past the context, so the window jumps and the cache is rebuilt
+    cached = list(generate_ids(model, [1, 2], SamplingConfig(max_new_tokens=steps, temperature=0, use_cache=True)))
+    full = list(generate_ids(model, [1, 2], SamplingConfig(max_new_tokens=steps, temperature=0, use_cache=False)))
+    assert [t for t, _ in cached] == [t for t, _ in full]
+    for (_, p_cached), (_, p_full) in zip(cached, full):
+        assert torch.equal(p_cached, p_full)  # greedy: one-hot on the same token
+
+
+def test_gpt_cached_logits_match_full_forward():
+    model = tiny("gpt").eval()
+    idx = torch.randint(0, VOCAB, (2, BLOCK))
+    full, _ = model(idx)
+    logits, cache = model.forward_cached(idx[:, :3], None)
+    steps = [logits]
+    for t in range(3, BLOCK):
+        logits, cache = model.forward_cached(idx[:, t:t + 1], cache)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+    two, _ = model.forward_cached(idx[:, 5:7], model.forward_cached(idx[:, :5], None)[1])  # several new tokens
+    torch.testing.assert_close(two, full[:, 5:7], atol=1e-5, rtol=1e-5)
+
+
+def test_gpt_ties_embedding_and_output():
+    model = tiny("gpt")
+    assert model.lm_head.weight is model.token_embedding.weight
+    distinct = sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
+    assert model.num_params() == distinct
+
+
+def test_gpt_refuses_more_than_its_context():
+    with pytest.raises(ValueError, match="context"):
+        tiny("gpt")(torch.zeros(1, BLOCK + 1, dtype=torch.long))
+
+
+def test_out_of_vocabulary_ids_are_refused_clearly():
+    with pytest.raises(ValueError, match="tokenizer"):
+        tiny("gpt")(torch.tensor([[VOCAB]]))
+
+
+def test_lstm_embedding_from_vectors_frozen():
+    model = tiny("lstm", freeze_embedding=True)
+    vectors = torch.randn(VOCAB, 16)
+    model.load_embedding(vectors)
+    assert torch.equal(model.token_embedding.weight, vectors)
+    assert not model.token_embedding.weight.requires_grad
+    with pytest.raises(ValueError, match="shape"):
+        model.load_embedding(torch.randn(VOCAB, 5))
+
+
+def test_registry_errors_name_the_problem():
+    with pytest.raises(ValueError, match="unknown model family 'rnn'"):
+        build_model({"family": "rnn"})
+    with pytest.raises(ValueError, match="n_layers"):
+        model_config({"family": "gpt", "n_layers": 2})
+    with pytest.raises(TypeError, match="GPTConfig.n_layer"):
+        model_config({"family": "gpt", "n_layer": "2"})
+    with pytest.raises(ValueError, match="divisible"):
+        build_model({"family": "gpt", "n_embd": 10, "n_head": 4})
+
+
+def test_from_dict_coerces_ints_to_floats_and_lists_to_tuples():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class C:
+        rate: float = 0.5
+        sizes: tuple[int, ...] = (1,)
+
+    c = from_dict(C, {"rate": 1, "sizes": [2, 3]})
+    assert c.rate == 1.0 and isinstance(c.rate, float) and c.sizes == (2, 3)
+
+
+def test_word2vec_skipgram_learns_cooccurrence():
+    import numpy as np
+
+    from lesson_lib.models.word2vec import SkipGram, Word2VecConfig, noise_distribution, skipgram_pairs
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    ids = np.array([0, 1, 2, 3] * 50 + [4, 5, 6, 7] * 50)  # two "topics" that never mix
+    centers, contexts = skipgram_pairs(ids, window=2, generator=g)
+    assert len(centers) == len(contexts) > len(ids)
+    model = SkipGram(Word2VecConfig(vocab_size=8, n_embd=8, window=2, negatives=3))
+    noise = noise_distribution(np.bincount(ids, minlength=8))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(100):
+        negs = torch.multinomial(noise, len(centers) * 3, replacement=True, generator=g).view(-1, 3)
+        loss = model(centers, contexts, negs)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    v = torch.nn.functional.normalize(torch.tensor(model.vectors()), dim=1)
+    same_topic, other_topic = (v[0] @ v[1]).item(), (v[0] @ v[5]).item()
+    assert same_topic > other_topic + 0.3

@@ -1,0 +1,97 @@
+"""Sampling: the distribution filters, seeds, streaming, and clear errors for bad settings."""
+import pytest
+import torch
+
+from lesson_lib.models import build_model
+from lesson_lib.models.base import LanguageModel
+from lesson_lib.sampling import SamplingConfig, generate, generate_ids, next_token_probs, stream
+from lesson_lib.tokenizers import BPETokenizer, CharTokenizer, UnknownCharactersError
+
+LOGITS = torch.log(torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]))
+
+
+def test_greedy_is_one_hot_on_the_argmax():
+    assert next_token_probs(LOGITS, temperature=0).tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0]]
+
+
+def test_temperature_one_is_the_softmax_and_top_k_renormalises():
+    torch.testing.assert_close(next_token_probs(LOGITS), torch.exp(LOGITS))
+    top2 = next_token_probs(LOGITS, top_k=2)
+    torch.testing.assert_close(top2, torch.tensor([[0.5 / 0.7, 0.2 / 0.7, 0, 0, 0]]))
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    kept = next_token_probs(LOGITS, top_p=0.8)  # 0.5 + 0.2 = 0.7 < 0.8, so 0.15 joins: 0.85
+    torch.testing.assert_close(kept, torch.tensor([[0.5, 0.2, 0.15, 0, 0]]) / 0.85)
+    assert next_token_probs(LOGITS, top_p=0.01)[0, 0] == 1.0  # the top token always stays
+
+
+def test_low_temperature_sharpens():
+    assert next_token_probs(LOGITS, temperature=0.5)[0, 0] > 0.5 > next_token_probs(LOGITS, temperature=2.0)[0, 0]
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"temperature": -0.1}, "temperature must be >= 0"),
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ({"top_k": 0}, "top_k must be at least 1"),
+    ({"max_new_tokens": -1}, "max_new_tokens"),
+])
+def test_bad_settings_are_refused_clearly(options, match):
+    with pytest.raises(ValueError, match=match):
+        SamplingConfig(**options)
+
+
+@pytest.fixture
+def char_model():
+    tokenizer = CharTokenizer.train("abcdefgh ROMEO:\n")
+    torch.manual_seed(0)
+    model = build_model({"family": "gpt", "vocab_size": tokenizer.vocab_size, "block_size": 8, "n_layer": 1,
+                         "n_head": 2, "n_embd": 16})
+    return model, tokenizer
+
+
+def test_same_seed_same_text_and_stream_pieces_add_up(char_model):
+    model, tokenizer = char_model
+    a = generate(model, tokenizer, "ROMEO:", max_new_tokens=30, temperature=1.0, seed=7)
+    b = generate(model, tokenizer, "ROMEO:", max_new_tokens=30, temperature=1.0, seed=7)
+    c = generate(model, tokenizer, "ROMEO:", max_new_tokens=30, temperature=1.0, seed=8)
+    assert a == b != c and a.startswith("ROMEO:") and len(a) == len("ROMEO:") + 30
+    pieces = list(stream(model, tokenizer, "ROMEO:", max_new_tokens=30, temperature=1.0, seed=7))
+    assert "ROMEO:" + "".join(pieces) == a and len(pieces) == 30
+
+
+def test_prompt_with_unknown_characters_names_them(char_model):
+    model, tokenizer = char_model
+    with pytest.raises(UnknownCharactersError, match="'Z'"):
+        generate(model, tokenizer, "ROMEO Z", max_new_tokens=5)
+
+
+def test_empty_prompt_is_refused(char_model):
+    model, _ = char_model
+    with pytest.raises(ValueError, match="prompt is empty"):
+        list(generate_ids(model, [], SamplingConfig(max_new_tokens=3)))
+
+
+class Scripted(LanguageModel):
+    """Emits a fixed token sequence, whatever the input: lets a test choose what is generated."""
+
+    def __init__(self, script, prompt_len, vocab_size):
+        super().__init__()
+        self.script, self.prompt_len = script, prompt_len
+        self.config = type("Config", (), {"vocab_size": vocab_size})()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # so the sampler can find the device
+
+    def forward(self, idx, targets=None):
+        logits = torch.zeros(idx.size(0), idx.size(1), self.config.vocab_size)
+        logits[:, -1, self.script[idx.size(1) - self.prompt_len]] = 1.0
+        return logits, None
+
+
+def test_streamed_bpe_pieces_hold_back_a_character_split_over_tokens():
+    tokenizer = BPETokenizer.train("plain ascii text only " * 20, vocab_size=260)
+    script = tokenizer.encode("ab\u2603cd")  # the snowman is 3 bytes, unseen in training: 3 byte tokens
+    assert len(script) == 7
+    model = Scripted(script, prompt_len=1, vocab_size=tokenizer.vocab_size)
+    pieces = list(stream(model, tokenizer, "x", max_new_tokens=len(script), temperature=0))
+    assert pieces == ["a", "b", "\u2603", "c", "d"]

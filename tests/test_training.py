@@ -1,0 +1,212 @@
+"""The trainer: schedule, parameter groups, resume exactness, NaN guard, atomic checkpoints."""
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from lesson_lib import checkpoints as ckpt
+from lesson_lib.config import from_dict
+from lesson_lib.experiment import load_trained, resume_run, start_run
+from lesson_lib.models import build_model
+from lesson_lib.runs import Run, read_metrics
+from lesson_lib.training import TrainConfig, TrainData, TrainingDiverged, lr_at, make_optimizer, train
+
+TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+        "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 30
+TINY_GPT = {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.1}
+TINY_TRAIN = {"max_steps": 20, "batch_size": 4, "lr": 3e-3, "warmup_steps": 3, "eval_interval": 5,
+              "eval_iters": 2, "log_interval": 1, "measure_mfu": False, "device": "cpu"}
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "hamlet.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def spec(text_file, **train):
+    return {"data": str(text_file), "tokenizer": "char", "model": dict(TINY_GPT), "train": {**TINY_TRAIN, **train}}
+
+
+def losses(records, kind="train", key="train_loss"):
+    return {r["step"]: r[key] for r in records if r.get("kind") == kind}
+
+
+def test_lr_schedule_is_warmup_then_cosine():
+    c = TrainConfig(max_steps=100, lr=1.0, min_lr=0.1, warmup_steps=10)
+    assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(55, c) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_at(100, c) == pytest.approx(0.1) and lr_at(500, c) == pytest.approx(0.1)
+    assert all(lr_at(s, c) >= lr_at(s + 1, c) for s in range(10, 120))
+
+
+def test_no_weight_decay_on_embeddings_norms_and_biases():
+    model = build_model({**TINY_GPT, "vocab_size": 10, "bias": True})
+    decay, keep = make_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decay["params"])
+    assert any(p is model.token_embedding.weight for p in keep["params"])
+    assert any(p is model.position_embedding.weight for p in keep["params"])
+    assert sum(p.numel() for g in (decay, keep) for p in g["params"]) == model.num_params()
+
+
+def test_train_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="max_step"):
+        from_dict(TrainConfig, {"max_step": 10})
+    with pytest.raises(TypeError, match="TrainConfig.lr"):
+        from_dict(TrainConfig, {"lr": "fast"})
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+
+
+def test_run_folder_and_loss_falls(text_file, tmp_path):
+    result = start_run(spec(text_file, max_steps=60, eval_interval=20), name="tiny", root=tmp_path / "runs",
+                       progress=False)
+    run = Run(tmp_path / "runs" / "tiny")
+    config = run.read_config()
+    assert config["data"]["tokenizer"] == "char" and config["model"]["vocab_size"] == len(set(TEXT))
+    metrics = run.metrics()
+    evals = losses(metrics.records, "eval", "val_loss")
+    assert sorted(evals) == [20, 40, 60]
+    assert evals[60] < evals[20] < math.log(len(set(TEXT)))
+    assert result.best_val_loss == min(evals.values()) and run.status() == "finished"
+    assert all(r["val_bpc"] == pytest.approx(r["val_loss"] / math.log(2)) for r in metrics.of_kind("eval"))
+    train_records = metrics.of_kind("train")
+    assert {"step", "tokens", "time", "train_loss", "lr", "grad_norm", "tokens_per_s"} <= set(train_records[0])
+    assert train_records[-1]["tokens"] == 60 * 4 * 16
+    names = [p.name for p in ckpt.list_checkpoints(run.path)]
+    assert names[-2:] == ["step_0000040", "step_0000060"]  # keep_last=2, and the best is one of them
+    model, tokenizer, meta = load_trained(run.path, "best")
+    assert meta["val_loss"] == pytest.approx(min(evals.values()))
+    assert tokenizer.decode(tokenizer.encode("To be")) == "To be"
+
+
+def test_resume_equals_an_uninterrupted_run(text_file, tmp_path):
+    """Stop at step 10 (as Ctrl-C does: a signal, then a checkpoint at the step boundary), resume, compare."""
+    full = start_run(spec(text_file), name="full", root=tmp_path, progress=False)
+
+    def interrupt_at_10(record):
+        if record.get("kind") == "train" and record["step"] == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first = start_run(spec(text_file), name="split", root=tmp_path, callback=interrupt_at_10, progress=False)
+    assert first.status == "stopped" and first.step == 10
+    assert Run(tmp_path / "split").status() == "stopped"
+    second = resume_run("split", root=tmp_path, progress=False)
+    assert second.status == "finished" and second.step == 20
+    split = read_metrics(tmp_path / "split" / "metrics.jsonl").records
+    assert losses(split) == losses(full.records)  # exact: same batches, same dropout masks
+    assert losses(split, "eval", "val_loss") == losses(full.records, "eval", "val_loss")
+
+
+def test_log_of_an_attempt_that_crashed_after_its_checkpoint_is_rewound(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [{"kind": "event", "event": "start", "step": 0}, {"kind": "train", "step": 5, "train_loss": 2.0},
+             {"kind": "train", "step": 7, "train_loss": 9.9},  # after the step-5 checkpoint, then a crash
+             {"kind": "event", "event": "resume", "step": 5}, {"kind": "train", "step": 7, "train_loss": 1.5}]
+    path.write_text("".join(json.dumps(l) + "\n" for l in lines) + '{"kind": "train", "st', encoding="utf-8")
+    metrics = read_metrics(path)
+    assert losses(metrics.records) == {5: 2.0, 7: 1.5}
+    assert len(metrics.warnings) == 1 and "line 6" in metrics.warnings[0]
+
+
+class NaNAfter(torch.nn.Module):
+    """Wraps a model; from forward call `after` on, the loss is NaN (as a diverging run's would be)."""
+
+    def __init__(self, model, after):
+        super().__init__()
+        self.inner, self.after, self.calls = model, after, 0
+        self.config = model.config
+
+    def forward(self, idx, targets=None):
+        self.calls += self.training  # training forwards only: evaluation does not count
+        logits, loss = self.inner(idx, targets)
+        if self.calls > self.after and self.training:
+            loss = loss * float("nan")
+        return logits, loss
+
+
+def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    inner = build_model({**TINY_GPT, "vocab_size": 7})
+    model = NaNAfter(inner, after=12)
+    data = TrainData(np.arange(400) % 7, np.arange(100) % 7)
+    run = Run.create("nan", tmp_path)
+    run.write_config({"model": {**TINY_GPT, "vocab_size": 7}})
+    config = from_dict(TrainConfig, {**TINY_TRAIN, "eval_interval": 10})
+    import lesson_lib.training as training
+    original = training.model_spec
+    monkeypatch.setattr(training, "model_spec", lambda m: original(m.inner))  # the wrapper is not a family
+    with pytest.raises(TrainingDiverged, match="step 13.*learning rate"):
+        train(model, data, config, run, progress=False)
+    before = {k: v.clone() for k, v in inner.state_dict().items()}
+    assert all(torch.isfinite(v).all() for v in before.values())  # the bad update was not applied
+    end = run.metrics().of_kind("event")[-1]
+    assert end["status"] == "failed" and "step 13" in end["message"] and run.status() == "failed"
+    checkpoint = ckpt.resolve_checkpoint(run.path, "latest")
+    assert checkpoint.name == "step_0000010"
+    fresh = NaNAfter(build_model({**TINY_GPT, "vocab_size": 7}), after=0)  # the checkpoint holds the wrapper
+    ckpt.load_weights(fresh, checkpoint)
+    assert all(torch.isfinite(p).all() for p in fresh.parameters())
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_checkpoint(text_file, tmp_path, monkeypatch):
+    start_run(spec(text_file, max_steps=5), name="disk", root=tmp_path, progress=False)
+    run_path = tmp_path / "disk"
+    model, _, meta = load_trained(run_path, "latest")
+    assert meta["step"] == 5
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk)  # weights written, trainer state fails
+    with pytest.raises(OSError, match="No space"):
+        ckpt.save_checkpoint(run_path, model, {"step": 10}, {"step": 10, "val_loss": 0.1})
+    assert [p.name for p in ckpt.list_checkpoints(run_path)] == ["step_0000005"]
+    assert not any(p.name.startswith(".tmp") for p in (run_path / "checkpoints").iterdir())
+    assert ckpt.read_best(run_path)["name"] == "step_0000005"
+    reloaded, _, meta = load_trained(run_path, "latest")
+    assert meta["step"] == 5
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.parameters(), model.parameters()))
+
+
+def test_damaged_checkpoint_is_named(text_file, tmp_path):
+    start_run(spec(text_file, max_steps=5), name="bad", root=tmp_path, progress=False)
+    weights = ckpt.resolve_checkpoint(tmp_path / "bad", "latest") / "model.safetensors"
+    weights.write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="model.safetensors is damaged"):
+        load_trained(tmp_path / "bad", "latest")
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        load_trained(tmp_path / "bad", "latest")
+
+
+def test_context_longer_than_the_data_is_a_clear_error(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("abcdefghij" * 5, encoding="utf-8")
+    with pytest.raises(ValueError, match="block_size=16"):
+        start_run({"data": str(short), "model": dict(TINY_GPT), "train": dict(TINY_TRAIN)}, root=tmp_path,
+                  progress=False)
+
+
+def test_gradient_accumulation_matches_one_large_batch():
+    """Two micro-batches of 4 give the same update as one batch of 8 drawn from the same windows."""
+    from lesson_lib.data import get_batch
+
+    data = np.arange(500) % 13
+    torch.manual_seed(0)
+    a = build_model({**TINY_GPT, "dropout": 0.0, "vocab_size": 13})
+    b = build_model({**TINY_GPT, "dropout": 0.0, "vocab_size": 13})
+    b.load_state_dict(a.state_dict())
+    g = torch.Generator().manual_seed(1)
+    x1, y1 = get_batch(data, 4, 16, g)
+    x2, y2 = get_batch(data, 4, 16, g)
+    (a(x1, y1)[1] / 2 + a(x2, y2)[1] / 2).backward()
+    b(torch.cat([x1, x2]), torch.cat([y1, y2]))[1].backward()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-5)
