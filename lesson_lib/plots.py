@@ -1,0 +1,237 @@
+"""Plotly figures of a run's metrics log, for the notebooks and the dashboard.
+
+A metrics log is a list of records (one JSON object per line in the run folder): training-step
+records have `"kind": "train"` and a `train_loss`, evaluation records have `"kind": "eval"` and a
+`val_loss`; both carry `step`, `tokens` (seen so far) and `time` (wall seconds since the start).
+`metrics_frame` turns records into a DataFrame; `loss_curves` and `metric_curve` draw one or
+several runs; `LiveLossPlot` is a trainer callback that redraws the loss while a notebook trains.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+# x-axis choices and their titles, units included
+X_AXES = {"step": "training step", "tokens": "tokens seen", "time": "wall time (s)"}
+LOSS_TITLE = "loss (nats/token)"
+METRIC_TITLES = {
+    "train_loss": "training loss (nats/token)",
+    "val_loss": "validation loss (nats/token)",
+    "lr": "learning rate",
+    "grad_norm": "gradient norm (L2, before clipping)",
+    "tokens_per_s": "throughput (tokens/s)",
+    "mfu": "MFU (fraction of measured peak FLOP/s)",
+    "val_ppl": "validation perplexity",
+    "val_bpc": "validation bits per character",
+}
+NUMERIC_COLUMNS = ["step", "tokens", "time", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "mfu"]
+COLORS = qualitative.Plotly
+
+Runs = Mapping[str, "pd.DataFrame | list[dict] | runs.Metrics"]
+
+
+def metrics_frame(records: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
+    """A DataFrame with one row per record; missing keys become NaN, `kind` None. Sorted by step.
+
+    Accepts a list of records, a DataFrame, or anything with a `.records` list (`runs.Metrics`).
+    """
+    records = getattr(records, "records", records)
+    frame = records.copy() if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(list(records))
+    for column in NUMERIC_COLUMNS:
+        # null (e.g. mfu on a CPU without a measured peak) and missing both become NaN
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else np.nan
+    if "kind" not in frame:
+        frame["kind"] = None
+    if len(frame):
+        frame = frame.sort_values("step", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def ema(values, smoothing: float) -> np.ndarray:
+    """Debiased exponential moving average, as TensorBoard's smoothing slider computes it.
+
+    s_t = a*s_{t-1} + (1-a)*x_t with s_0 = 0, reported as s_t / (1 - a^t), so the first output
+    equals the first input instead of being dragged towards zero. NaNs stay NaN in the output and
+    are skipped (they neither move the average nor count towards t).
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    state, count = 0.0, 0
+    for i, x in enumerate(values):
+        if np.isnan(x):
+            continue
+        count += 1
+        state = smoothing * state + (1.0 - smoothing) * x
+        out[i] = state / (1.0 - smoothing**count)
+    return out
+
+
+def _frames(runs: Runs) -> dict[str, pd.DataFrame]:
+    if not isinstance(runs, Mapping):
+        raise TypeError(f"runs must be a dict of name -> records or DataFrame; got {type(runs).__name__}")
+    return {str(name): metrics_frame(run) for name, run in runs.items()}
+
+
+def _check_x(x: str) -> None:
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {sorted(X_AXES)}; got {x!r}")
+
+
+def _rows(frame: pd.DataFrame, kind: str, column: str) -> pd.DataFrame:
+    """Rows of this kind with a value in `column` (records without a kind are judged by the column)."""
+    kinds = frame["kind"]
+    wanted = (kinds == kind) | kinds.isna()
+    return frame[wanted & frame[column].notna()]
+
+
+def _layout(fig: go.Figure, x: str, y_title: str, title: str | None, log_y: bool = False) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        xaxis_title=X_AXES[x],
+        yaxis_title=y_title,
+        template="plotly_white",
+        hovermode="x unified",
+        legend_title_text="run",
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def loss_curves(
+    runs: Runs,
+    x: str = "step",
+    smoothing: float = 0.0,
+    log_y: bool = False,
+    show_train: bool = True,
+    show_val: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """Training loss (a line, EMA-smoothed if asked) and validation loss (markers) of each run.
+
+    Traces are named "<run> train", "<run> train (raw)" (only when smoothing > 0) and "<run> val";
+    each run keeps one colour.
+    """
+    _check_x(x)
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
+    fig = go.Figure()
+    for index, (name, frame) in enumerate(_frames(runs).items()):
+        color = COLORS[index % len(COLORS)]
+        train = _rows(frame, "train", "train_loss")
+        if show_train and len(train):
+            if smoothing > 0:
+                fig.add_trace(go.Scatter(
+                    x=train[x], y=train["train_loss"], mode="lines", name=f"{name} train (raw)",
+                    legendgroup=name, line=dict(color=color, width=1), opacity=0.25,
+                    showlegend=False, hoverinfo="skip",
+                ))
+            fig.add_trace(go.Scatter(
+                x=train[x], y=ema(train["train_loss"], smoothing), mode="lines", name=f"{name} train",
+                legendgroup=name, line=dict(color=color, width=2),
+            ))
+        val = _rows(frame, "eval", "val_loss")
+        if show_val and len(val):
+            fig.add_trace(go.Scatter(
+                x=val[x], y=val["val_loss"], mode="lines+markers", name=f"{name} val",
+                legendgroup=name, line=dict(color=color, width=2, dash="dash"), marker=dict(size=7),
+            ))
+    return _layout(fig, x, LOSS_TITLE, title, log_y)
+
+
+def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None) -> go.Figure:
+    """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x."""
+    _check_x(x)
+    frames = _frames(runs)
+    if frames and not any(metric in frame for frame in frames.values()):
+        raise ValueError(f"no run logs a metric called {metric!r}; known: {sorted(METRIC_TITLES)}")
+    fig = go.Figure()
+    for index, (name, frame) in enumerate(frames.items()):
+        if metric not in frame:
+            continue
+        rows = frame[pd.to_numeric(frame[metric], errors="coerce").notna()]
+        fig.add_trace(go.Scatter(
+            x=rows[x], y=rows[metric], mode="lines", name=name,
+            line=dict(color=COLORS[index % len(COLORS)], width=2),
+        ))
+    return _layout(fig, x, METRIC_TITLES.get(metric, metric), title)
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a display can be updated), False in scripts and tests."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LiveLossPlot:
+    """A trainer callback that collects metric records and redraws the loss curves as they arrive.
+
+    `plot(record)` appends one record and redraws when `every_records` records or `every_seconds`
+    seconds have passed since the last redraw; `plot.refresh()` redraws now (call it after training
+    so the last points show). Outside Jupyter it only collects; `.figure` is always the current plot.
+    In Jupyter it redraws one output in place through an IPython display handle, which also keeps
+    the final figure in a papermill-executed copy (plotly 6's FigureWidget would need anywidget).
+    """
+
+    def __init__(self, name: str = "run", x: str = "step", smoothing: float = 0.0, log_y: bool = False,
+                 every_records: int = 10, every_seconds: float = 2.0, title: str | None = None,
+                 display: bool | None = None):
+        _check_x(x)
+        if every_records < 1:
+            raise ValueError(f"every_records must be >= 1; got {every_records}")
+        self.name, self.x, self.smoothing, self.log_y, self.title = name, x, smoothing, log_y, title
+        self.every_records, self.every_seconds = every_records, every_seconds
+        self.display = _in_notebook() if display is None else display
+        self.records: list[dict] = []
+        self._pending = 0
+        self._last_draw = time.monotonic()
+        self._handle = None
+
+    @property
+    def figure(self) -> go.Figure:
+        return loss_curves({self.name: self.records}, x=self.x, smoothing=self.smoothing,
+                           log_y=self.log_y, title=self.title)
+
+    def __call__(self, record: Mapping) -> None:
+        self.records.append(dict(record))
+        self._pending += 1
+        due = self._pending >= self.every_records or time.monotonic() - self._last_draw >= self.every_seconds
+        if due:
+            self.refresh()
+
+    def update(self, records: Iterable[Mapping]) -> None:
+        """Replace the collected records with `records` and redraw."""
+        self.records = [dict(record) for record in records]
+        self.refresh()
+
+    def refresh(self) -> None:
+        self._pending, self._last_draw = 0, time.monotonic()
+        if not self.display:
+            return
+        from IPython.display import display
+
+        # a raw mime bundle, not the figure: plotly's own display hook would ignore the display id
+        # and append a new output on every update instead of redrawing in place
+        bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
+                  "text/plain": f"<live loss plot of {self.name!r}: {len(self.records)} records>"}
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._handle.update(bundle, raw=True)
+
+
+def live_loss_plot(name: str = "run", **options) -> LiveLossPlot:
+    """A `LiveLossPlot` for a notebook: pass it as the trainer's callback, it is called with each record."""
+    return LiveLossPlot(name=name, **options)

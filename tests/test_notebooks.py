@@ -1,0 +1,103 @@
+"""Every notebook in notebooks/ is a test: stored clean, and executed end to end by papermill.
+
+The static tests are fast and check how a notebook is stored. The execution test runs each notebook
+with `FAST=True` in a kernel on this interpreter; the executed copy is kept in
+tests/_artifacts/notebooks/ so a failure can be read cell by cell.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = ROOT / "notebooks"
+ARTIFACTS_DIR = ROOT / "tests" / "_artifacts" / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+KERNEL_NAME = "lesson-lib"
+EXECUTION_TIMEOUT_S = 900  # per cell
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
+by_name = pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+# ------------------------------------------------------------------ static: how notebooks are stored
+@by_name
+def test_stored_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    dirty = [index for index, cell in enumerate(code_cells(notebook)) if cell.outputs or cell.execution_count]
+    assert not dirty, f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before saving"
+
+
+@by_name
+def test_parameters_cell(path):
+    notebook = nbformat.read(path, as_version=4)
+    cells = code_cells(notebook)
+    tagged = [i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters', expected exactly 1"
+    assert tagged == [0], f"{path.name}: the 'parameters' cell must be the first code cell"
+    names = []
+    for statement in ast.parse(cells[0].source).body:
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+            and isinstance(statement.targets[0], ast.Name), \
+            f"{path.name}: parameters cell may hold only `NAME = literal`, found: {ast.unparse(statement)}"
+        try:
+            ast.literal_eval(statement.value)
+        except ValueError:
+            pytest.fail(f"{path.name}: parameter {statement.targets[0].id} is not a literal: {ast.unparse(statement.value)}")
+        names.append(statement.targets[0].id)
+    assert "FAST" in names, f"{path.name}: the parameters cell must define FAST"
+
+
+# ------------------------------------------------------------------ executed by papermill
+@pytest.fixture(scope="session")
+def kernel_env(tmp_path_factory):
+    """A kernelspec for this interpreter in a private folder, and the environment the kernel runs in.
+
+    Installing into a temporary prefix (not ~/.local) works on a fresh machine and never
+    touches the user's own kernels.
+    """
+    from ipykernel.kernelspec import install
+
+    prefix = tmp_path_factory.mktemp("jupyter")
+    install(user=False, prefix=str(prefix), kernel_name=KERNEL_NAME, display_name="lesson-lib (tests)")
+    spec_file = prefix / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
+    argv = json.loads(spec_file.read_text())["argv"]
+    assert argv[0] == sys.executable, f"kernelspec runs {argv[0]}, not this interpreter {sys.executable}"
+    runs_dir = tmp_path_factory.mktemp("runs")
+    return {
+        "JUPYTER_PATH": os.pathsep.join(filter(None, [str(prefix / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "LESSON_RUNS_DIR": str(runs_dir),  # notebooks never write into the user's runs/ during tests
+        "MPLBACKEND": "Agg",
+    }
+
+
+@by_name
+def test_notebook_runs(path, kernel_env, monkeypatch):
+    import papermill
+
+    for key, value in kernel_env.items():
+        monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    executed = ARTIFACTS_DIR / path.name
+    try:
+        papermill.execute_notebook(
+            str(path), str(executed), parameters={"FAST": True}, kernel_name=KERNEL_NAME,
+            execution_timeout=EXECUTION_TIMEOUT_S, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as error:
+        pytest.fail(f"{path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+                    f"executed copy: {executed}", pytrace=False)
+    except Exception as error:  # kernel died, timeout, ...
+        pytest.fail(f"{path.name} did not finish: {type(error).__name__}: {error}\nexecuted copy: {executed}",
+                    pytrace=False)

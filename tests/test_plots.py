@@ -1,0 +1,114 @@
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lesson_lib.plots import LiveLossPlot, ema, live_loss_plot, loss_curves, metric_curve, metrics_frame
+
+
+def fake_run(steps=5, eval_every=2, scale=1.0):
+    """Records as the trainer writes them: a train record per step, an eval record every few steps."""
+    records = []
+    for step in range(1, steps + 1):
+        records.append({"kind": "train", "step": step, "tokens": 64 * step, "time": 0.5 * step,
+                        "train_loss": scale * 4.0 / step, "lr": 1e-3, "grad_norm": 1.0 / step,
+                        "tokens_per_s": 128.0, "mfu": None})
+        if step % eval_every == 0:
+            records.append({"kind": "eval", "step": step, "tokens": 64 * step, "time": 0.5 * step + 0.1,
+                            "val_loss": scale * 4.5 / step})
+    records.append({"kind": "checkpoint", "step": steps, "path": "ckpt.safetensors"})  # ignored
+    return records
+
+
+def test_ema_hand_computed():
+    # a = 0.5: s1 = 0.5 -> 0.5/0.5 = 1; s2 = 0.25 + 1 = 1.25 -> 1.25/0.75; s3 = 0.625 + 1.5 = 2.125 -> /0.875
+    np.testing.assert_allclose(ema([1.0, 2.0, 3.0], 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
+
+
+def test_ema_debias_keeps_first_value_and_zero_smoothing_is_identity():
+    values = [3.7, 1.0, 2.0]
+    assert ema(values, 0.99)[0] == pytest.approx(3.7)
+    np.testing.assert_allclose(ema(values, 0.0), values)
+
+
+def test_ema_skips_nans():
+    out = ema([1.0, float("nan"), 2.0], 0.5)
+    assert out[0] == 1.0 and math.isnan(out[1])
+    assert out[2] == pytest.approx(1.25 / 0.75)  # as if the NaN were not there
+
+
+@pytest.mark.parametrize("smoothing", [-0.1, 1.0, 1.5])
+def test_ema_rejects_smoothing_out_of_range(smoothing):
+    with pytest.raises(ValueError, match="smoothing"):
+        ema([1.0, 2.0], smoothing)
+
+
+def test_metrics_frame_tolerates_missing_keys():
+    frame = metrics_frame([{"step": 1, "train_loss": 2.0}, {"step": 2, "kind": "eval", "val_loss": 1.5}])
+    assert len(frame) == 2
+    assert frame["tokens"].isna().all() and frame["mfu"].isna().all()
+    assert math.isnan(frame.loc[0, "val_loss"]) and frame.loc[1, "val_loss"] == 1.5
+    assert len(metrics_frame([])) == 0
+    assert len(metrics_frame(SimpleNamespace(records=fake_run()))) == len(fake_run())  # like runs.Metrics
+
+
+def test_loss_curves_two_runs():
+    fig = loss_curves({"small": fake_run(), "big": fake_run(scale=0.5)})
+    names = [trace.name for trace in fig.data]
+    assert names == ["small train", "small val", "big train", "big val"]
+    assert fig.layout.xaxis.title.text == "training step"
+    assert fig.layout.yaxis.title.text == "loss (nats/token)"
+    # one colour per run, train and val alike; runs differ
+    colors = [trace.line.color for trace in fig.data]
+    assert colors[0] == colors[1] and colors[2] == colors[3] and colors[0] != colors[2]
+    # the checkpoint record and the eval records stay off the train line
+    assert list(fig.data[0].x) == [1, 2, 3, 4, 5]
+    assert list(fig.data[1].y) == pytest.approx([2.25, 1.125])
+
+
+def test_loss_curves_smoothing_adds_faint_raw_line_and_log_y():
+    fig = loss_curves({"run": fake_run()}, smoothing=0.6, log_y=True, show_val=False)
+    assert [trace.name for trace in fig.data] == ["run train (raw)", "run train"]
+    assert fig.data[0].opacity < 1
+    assert fig.data[1].y[0] == pytest.approx(4.0)  # debiased: starts at the first raw value
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_loss_curves_x_tokens_and_time():
+    fig = loss_curves({"run": pd.DataFrame(fake_run())}, x="tokens")
+    assert list(fig.data[0].x) == [64, 128, 192, 256, 320]
+    assert fig.layout.xaxis.title.text == "tokens seen"
+    assert loss_curves({"run": fake_run()}, x="time").layout.xaxis.title.text == "wall time (s)"
+
+
+def test_loss_curves_rejects_bad_x():
+    with pytest.raises(ValueError, match="x must be one of"):
+        loss_curves({"run": fake_run()}, x="epoch")
+
+
+def test_loss_curves_without_any_val_loss():
+    records = [r for r in fake_run() if r["kind"] == "train"]
+    fig = loss_curves({"run": records})
+    assert [trace.name for trace in fig.data] == ["run train"]
+
+
+def test_metric_curve():
+    fig = metric_curve({"a": fake_run(), "b": fake_run()}, "grad_norm", x="tokens")
+    assert [trace.name for trace in fig.data] == ["a", "b"]
+    assert len(fig.data[0].x) == 5
+    assert "gradient norm" in fig.layout.yaxis.title.text
+    with pytest.raises(ValueError, match="no run logs"):
+        metric_curve({"a": fake_run()}, "bogus")
+
+
+def test_live_loss_plot_collects_headless():
+    plot = live_loss_plot("run", every_records=2)
+    assert isinstance(plot, LiveLossPlot) and not plot.display
+    for record in fake_run():
+        plot(record)  # a trainer callback: must not try to draw outside Jupyter
+    assert len(plot.records) == len(fake_run())
+    assert [trace.name for trace in plot.figure.data] == ["run train", "run val"]
+    plot.update(fake_run(steps=2))
+    assert len(plot.records) == len(fake_run(steps=2))
