@@ -11,7 +11,7 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
     "starter": {
-        "description": "char-level GPT on Shakespeare: val loss under 2.0 in about two minutes on 2 CPU cores",
+        "description": "char-level GPT on Shakespeare: val loss under 2.0 in about a minute on 2 CPU cores",
         "data": "shakespeare",
         "tokenizer": "char",
         "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
@@ -19,7 +19,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 20, "log_interval": 10},
     },
     "shakespeare-char": {
-        "description": "a larger char-level GPT on Shakespeare: about ten minutes on 2 CPU cores",
+        "description": "a larger char-level GPT on Shakespeare: about eleven minutes on 2 CPU cores",
         "data": "shakespeare",
         "tokenizer": "char",
         "model": {"family": "gpt", "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 192, "dropout": 0.1},

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,8 +28,16 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def runs_dir() -> Path:
-    """The root of all runs: `$LESSON_RUNS_DIR`, else `runs/` in the current folder."""
-    return Path(os.environ.get("LESSON_RUNS_DIR") or "runs").expanduser()
+    """The root of all runs: `$LESSON_RUNS_DIR`; else `runs/` in the course's folder when the current
+    folder is inside it (so notebooks, run from notebooks/, share runs with the CLI and the app);
+    else `runs/` in the current folder."""
+    if os.environ.get("LESSON_RUNS_DIR"):
+        return Path(os.environ["LESSON_RUNS_DIR"]).expanduser()
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "lesson_lib" / "__init__.py").is_file() and (folder / "pyproject.toml").is_file():
+            return folder / "runs"
+    return here / "runs"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -169,24 +178,42 @@ class Run:
     def metrics(self) -> Metrics:
         return read_metrics(self.metrics_path)
 
-    def status(self, metrics: Metrics | None = None, stale_after_s: float = 120.0) -> str:
-        """training | finished | stopped | failed | new, from the last event in the log.
+    @property
+    def process_path(self) -> Path:
+        return self.path / "process.json"
 
-        A run whose last event is "start"/"resume" is training while its log keeps growing, and
-        counts as stopped (killed without a word) once the log has been still for `stale_after_s`.
+    def mark_running(self) -> None:
+        """Record which process trains this run (removed again by `mark_done`)."""
+        write_json(self.process_path, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+
+    def mark_done(self) -> None:
+        self.process_path.unlink(missing_ok=True)
+
+    def training_pid(self) -> int | None:
+        """The pid of the live process training this run, or None."""
+        try:
+            info = read_json(self.process_path)
+        except (FileNotFoundError, ValueError):
+            return None
+        if info.get("host") != socket.gethostname():
+            return None  # another machine's process: cannot be checked from here
+        return info["pid"] if pid_alive(info["pid"]) else None
+
+    def status(self, metrics: Metrics | None = None) -> str:
+        """training | finished | stopped | failed | new, from the run's files.
+
+        The last event of the log says how the last attempt ended. A run whose log ends on
+        "start"/"resume" is training while the process named in process.json is alive, and was
+        stopped (killed, or the machine went down) otherwise: it can be resumed.
         """
         metrics = metrics or self.metrics()
         events = metrics.of_kind("event")
         if not events:
-            return "new"
+            return "training" if self.training_pid() else "new"
         last = events[-1]
         if last.get("event") == "end":
             return str(last.get("status", "finished"))
-        try:
-            idle = time.time() - self.metrics_path.stat().st_mtime
-        except FileNotFoundError:
-            return "new"
-        return "training" if idle < stale_after_s else "stopped"
+        return "training" if self.training_pid() else "stopped"
 
     def summary(self) -> dict[str, Any]:
         """One row for a table of runs."""
@@ -211,6 +238,16 @@ class Run:
             "checkpoints": len(list_checkpoints(self.path)),
             "status": self.status(metrics),
         }
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
 
 def list_runs(root: Path | None = None) -> list[Run]:

@@ -122,6 +122,39 @@ def _rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _setup_distributed(device: torch.device) -> torch.device:
+    """Join the process group torchrun describes; each process takes its own GPU (LOCAL_RANK)."""
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def _all_ranks(value: Any, world: int) -> list[Any]:
+    """`value` from every process, in rank order (just [value] without torchrun)."""
+    if world == 1:
+        return [value]
+    import torch.distributed as dist
+
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def _mean_over_ranks(value: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        import torch.distributed as dist
+
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        value /= world
+    return value
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: int, iters: int,
              device: torch.device, precision: str = "auto", seed: int = 0) -> float:
@@ -152,6 +185,8 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     rank, world = _rank()
     writes = run is not None and rank == 0
     device = pick_device(config.device)
+    if world > 1:
+        device = _setup_distributed(device)
     block_size = model.config.block_size
     for part, name in ((data.train, "training"), (data.val, "validation")):
         if len(part) <= block_size:
@@ -176,12 +211,22 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
         optimizer.load_state_dict(state["optimizer"])
         step, tokens, elapsed = state["step"], state["tokens"], state["elapsed"]
         best_val, last_val = state.get("best_val_loss"), state.get("last_val_loss")
-        generator.set_state(state["data_generator"])
-        ckpt.set_rng_state(state["rng"])
+        ranks = state["ranks"]
+        if len(ranks) != world:
+            raise ValueError(f"the checkpoint was written by {len(ranks)} process(es) and this run has {world}: "
+                             "resume with the same number of processes, so every one continues its own batches")
+        generator.set_state(ranks[rank]["data_generator"])
+        ckpt.set_rng_state(ranks[rank]["rng"])
         if step >= config.max_steps:
             return TrainResult("finished", step, tokens, elapsed, last_val, best_val, run=run.name)
 
-    train_model = torch.compile(model) if config.compile else model
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        train_model = torch.compile(train_model)
     tokens_per_step = config.batch_size * config.grad_accum * block_size * world
     flops_per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else None
     records: list[dict[str, Any]] = []
@@ -194,15 +239,20 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
             callback(record)
 
     def save(val_loss: float | None) -> None:
+        if run is None:
+            return
+        # every process's batch and dropout streams, so each continues its own after a resume
+        ranks = _all_ranks({"data_generator": generator.get_state(), "rng": ckpt.rng_state()}, world)
         if not writes:
             return
         trainer_state = {"optimizer": optimizer.state_dict(), "step": step, "tokens": tokens, "elapsed": elapsed,
-                         "best_val_loss": best_val, "last_val_loss": last_val,
-                         "data_generator": generator.get_state(), "rng": ckpt.rng_state()}
+                         "best_val_loss": best_val, "last_val_loss": last_val, "ranks": ranks}
         meta = {"step": step, "tokens": tokens, "val_loss": val_loss, "elapsed": elapsed,
                 "model": model_spec(model), "train": to_dict(config)}
         ckpt.save_checkpoint(run.path, model, trainer_state, meta, keep_last=config.keep_last)
 
+    if writes:
+        run.mark_running()
     emit({"kind": "event", "event": "resume" if resume else "start", "step": step, "tokens": tokens,
           "time": elapsed, "device": str(device), "params": model.num_params() if hasattr(model, "num_params") else None})
     model.train()
@@ -215,7 +265,7 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     try:
         with stop.installed():
             while step < config.max_steps:
-                if stop.requested:
+                if stop.agreed(world, device):
                     status = "stopped"
                     save(None)  # at a step boundary: the run resumes exactly where it stopped
                     break
@@ -223,14 +273,18 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss_sum = 0.0
-                for _ in range(config.grad_accum):
+                for micro in range(config.grad_accum):
                     x, y = get_batch(data.train, config.batch_size, block_size, generator, device)
-                    with autocast(device, config.precision):
-                        _, loss = train_model(x, y)
-                    if not torch.isfinite(loss):
-                        _diverged(emit, step + 1, tokens, elapsed, "loss", loss.item(), config)
-                    (loss / config.grad_accum).backward()
-                    loss_sum += loss.item()
+                    # under DDP, gradients are averaged across processes once, on the last micro-batch
+                    sync = world == 1 or micro == config.grad_accum - 1
+                    with contextlib.nullcontext() if sync else train_model.no_sync():
+                        with autocast(device, config.precision):
+                            _, loss = train_model(x, y)
+                        shared = _mean_over_ranks(loss, world)  # every process takes the same decision below
+                        if not torch.isfinite(shared):
+                            _diverged(emit, step + 1, tokens, elapsed, "loss", shared.item(), config)
+                        (loss / config.grad_accum).backward()
+                    loss_sum += shared.item()
                 clip = config.grad_clip if config.grad_clip > 0 else float("inf")
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
                 if not math.isfinite(grad_norm):
@@ -270,14 +324,16 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
                 save_every = config.checkpoint_interval or config.eval_interval
                 if step % save_every == 0 or step == config.max_steps:
                     save(last_val if is_eval else None)
+        emit({"kind": "event", "event": "end", "status": status, "step": step, "tokens": tokens,
+              "time": round(elapsed, 3), "val_loss": last_val})
     except KeyboardInterrupt:  # a second interrupt: leave at once, keep the last checkpoint
         emit({"kind": "event", "event": "end", "status": "stopped", "step": step, "tokens": tokens,
               "time": round(elapsed, 3), "message": "interrupted mid-step; resume from the last checkpoint"})
         raise
     finally:
         bar.close()
-    emit({"kind": "event", "event": "end", "status": status, "step": step, "tokens": tokens,
-          "time": round(elapsed, 3), "val_loss": last_val})
+        if writes:
+            run.mark_done()
     return TrainResult(status, step, tokens, elapsed, last_val, best_val, records, run.name if run else None)
 
 
@@ -286,6 +342,16 @@ class _StopRequest:
 
     def __init__(self):
         self.requested = False
+
+    def agreed(self, world: int, device: torch.device) -> bool:
+        """Whether to stop now; under torchrun, all processes stop together if any was asked to."""
+        if world == 1:
+            return self.requested
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(self.requested)], device=device)  # nccl reduces GPU tensors only
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _handle(self, signum, frame):
         if self.requested:

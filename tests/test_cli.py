@@ -83,3 +83,20 @@ def test_second_run_with_a_taken_name_is_refused(runs, capsys):
     assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 0
     assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_runs_folder_is_the_course_root_from_any_subfolder(tmp_path, monkeypatch):
+    from lesson_lib.runs import runs_dir
+
+    monkeypatch.delenv("LESSON_RUNS_DIR", raising=False)
+    course = tmp_path / "course"
+    (course / "lesson_lib").mkdir(parents=True)
+    (course / "lesson_lib" / "__init__.py").write_text("")
+    (course / "pyproject.toml").write_text("")
+    (course / "notebooks").mkdir()
+    monkeypatch.chdir(course / "notebooks")
+    assert runs_dir() == course / "runs"
+    monkeypatch.chdir(tmp_path)
+    assert runs_dir() == tmp_path / "runs"
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert runs_dir() == tmp_path / "elsewhere"

@@ -210,3 +210,19 @@ def test_gradient_accumulation_matches_one_large_batch():
     b(torch.cat([x1, x2]), torch.cat([y1, y2]))[1].backward()
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_status_comes_from_the_run_files(tmp_path):
+    run = Run.create("status", tmp_path)
+    assert run.status() == "new"
+    run.log({"kind": "event", "event": "start", "step": 0})
+    run.mark_running()  # this process: alive
+    assert run.status() == "training"
+    dead = json.loads(run.process_path.read_text())
+    dead["pid"] = 2**22 + 12345  # above Linux's pid_max default: no such process
+    run.process_path.write_text(json.dumps(dead))
+    assert run.status() == "stopped"  # killed without a word: resumable
+    run.mark_done()
+    assert run.status() == "stopped"
+    run.log({"kind": "event", "event": "end", "status": "finished", "step": 3})
+    assert run.status() == "finished"

@@ -1,0 +1,40 @@
+"""Wall time and final val loss of the `starter` preset, end to end as a new user runs it.
+
+    python bench/starter.py
+
+Runs `python -m lesson_lib train --preset starter` in a fresh process with a temporary runs
+folder (data loading, tokenizer, training, evaluation and checkpoints all counted) and prints
+its wall time and final val loss. Target (issue 2): val loss <= 2.0 within 2 minutes on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as runs:
+        env = {**os.environ, "LESSON_RUNS_DIR": runs}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--preset", "starter", "--name", "bench",
+                        "--quiet"], env=env, check=True)
+        wall = time.perf_counter() - start
+        records = [json.loads(line) for line in (Path(runs) / "bench" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r.get("kind") == "eval"]
+    train = [r for r in records if r.get("kind") == "train"]
+    first_under_2 = next((r for r in evals if r["val_loss"] <= 2.0), None)
+    print(f"starter preset: {train[-1]['step']} steps, {train[-1]['tokens']:,} tokens")
+    print(f"wall time, whole command: {wall:.1f} s (training loop {train[-1]['time']:.1f} s)")
+    print(f"final val loss: {evals[-1]['val_loss']:.4f} nats/char ({evals[-1]['val_bpc']:.3f} bits/char)")
+    if first_under_2:
+        print(f"val loss first <= 2.0 at step {first_under_2['step']}, {first_under_2['time']:.1f} s into training")
+    print(f"target: val loss <= 2.0 within 120 s -> {'met' if evals[-1]['val_loss'] <= 2.0 and wall <= 120 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
