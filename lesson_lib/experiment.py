@@ -16,7 +16,8 @@ from typing import Any, Callable
 from . import checkpoints as ckpt
 from .config import from_dict, to_dict
 from .data import load_corpus, split_train_val, to_token_array
-from .device import seed_everything
+from . import distributed
+from .device import pick_device, seed_everything
 from .models import FAMILIES, LanguageModel, build_model
 from .runs import Run, runs_dir
 from .tokenizers import Tokenizer, load_tokenizer, train_tokenizer
@@ -68,13 +69,20 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
     """Create a run folder for `spec`, train it, and return the result."""
     spec = check_spec(spec)
     root = Path(root or runs_dir())
-    name = name or _free_name(spec.get("preset") or spec["model"]["family"], root)
-    run = Run.create(name, root)
+    config = from_dict(TrainConfig, spec.get("train") or {})
+    rank, _ = distributed.rank_and_world()
+    distributed.setup(pick_device(config.device))  # under torchrun: join the group before agreeing on a name
+    if rank == 0:
+        name = name or _free_name(spec.get("preset") or spec["model"]["family"], root)
+        run = Run.create(name, root)
+    name = distributed.broadcast(name if rank == 0 else None)  # every process trains the same run
+    run = Run(root / name) if rank != 0 else run
     tokenizer, data, info = prepare_data(spec["data"], spec["tokenizer"], spec["vocab_size"], spec["val_fraction"])
     model_spec = {**spec["model"], "vocab_size": tokenizer.vocab_size}
-    config = from_dict(TrainConfig, spec.get("train") or {})
-    seed_everything(config.seed)  # the same seed gives the same initial weights
+    seed_everything(config.seed)  # the same seed gives the same initial weights on every process
     model = build_model(model_spec)
+    if rank != 0:
+        return train(model, data, config, run, callback=callback, progress=progress)
     tokenizer.save(run.tokenizer_path)
     run.write_config({
         "name": name, "created": dt.datetime.now().isoformat(timespec="seconds"), "preset": spec.get("preset"),

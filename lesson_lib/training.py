@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoints as ckpt
+from . import distributed
 from .config import to_dict
 from .data import get_batch
 from .device import autocast, autocast_dtype, peak_flops, pick_device, seed_everything
@@ -117,44 +118,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
                              fused=device.type == "cuda")
 
 
-def _rank() -> tuple[int, int]:
-    """(rank, world size) under torchrun; (0, 1) otherwise. Only rank 0 writes files."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _setup_distributed(device: torch.device) -> torch.device:
-    """Join the process group torchrun describes; each process takes its own GPU (LOCAL_RANK)."""
-    import torch.distributed as dist
-
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def _all_ranks(value: Any, world: int) -> list[Any]:
-    """`value` from every process, in rank order (just [value] without torchrun)."""
-    if world == 1:
-        return [value]
-    import torch.distributed as dist
-
-    gathered: list[Any] = [None] * world
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
-def _mean_over_ranks(value: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        import torch.distributed as dist
-
-        value = value.detach().clone()
-        dist.all_reduce(value)
-        value /= world
-    return value
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: int, iters: int,
              device: torch.device, precision: str = "auto", seed: int = 0) -> float:
@@ -182,11 +145,9 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     """
     from tqdm.auto import tqdm
 
-    rank, world = _rank()
+    rank, world = distributed.rank_and_world()
     writes = run is not None and rank == 0
-    device = pick_device(config.device)
-    if world > 1:
-        device = _setup_distributed(device)
+    device = distributed.setup(pick_device(config.device))
     block_size = model.config.block_size
     for part, name in ((data.train, "training"), (data.val, "validation")):
         if len(part) <= block_size:
@@ -205,18 +166,9 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     if resume:
         if run is None:
             raise ValueError("resume=True needs the run to resume")
-        checkpoint = ckpt.resolve_checkpoint(run.path, "latest")
-        ckpt.load_weights(model, checkpoint)
-        state = ckpt.load_trainer_state(checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
+        state = _restore(run, model, optimizer, generator, rank, world)
         step, tokens, elapsed = state["step"], state["tokens"], state["elapsed"]
         best_val, last_val = state.get("best_val_loss"), state.get("last_val_loss")
-        ranks = state["ranks"]
-        if len(ranks) != world:
-            raise ValueError(f"the checkpoint was written by {len(ranks)} process(es) and this run has {world}: "
-                             "resume with the same number of processes, so every one continues its own batches")
-        generator.set_state(ranks[rank]["data_generator"])
-        ckpt.set_rng_state(ranks[rank]["rng"])
         if step >= config.max_steps:
             return TrainResult("finished", step, tokens, elapsed, last_val, best_val, run=run.name)
 
@@ -242,7 +194,7 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
         if run is None:
             return
         # every process's batch and dropout streams, so each continues its own after a resume
-        ranks = _all_ranks({"data_generator": generator.get_state(), "rng": ckpt.rng_state()}, world)
+        ranks = distributed.gather({"data_generator": generator.get_state(), "rng": ckpt.rng_state()})
         if not writes:
             return
         trainer_state = {"optimizer": optimizer.state_dict(), "step": step, "tokens": tokens, "elapsed": elapsed,
@@ -265,38 +217,20 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     try:
         with stop.installed():
             while step < config.max_steps:
-                if stop.agreed(world, device):
+                if distributed.any_true(stop.requested, device):
                     status = "stopped"
                     save(None)  # at a step boundary: the run resumes exactly where it stopped
                     break
                 lr = lr_at(step, config)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss_sum = 0.0
-                for micro in range(config.grad_accum):
-                    x, y = get_batch(data.train, config.batch_size, block_size, generator, device)
-                    # under DDP, gradients are averaged across processes once, on the last micro-batch
-                    sync = world == 1 or micro == config.grad_accum - 1
-                    with contextlib.nullcontext() if sync else train_model.no_sync():
-                        with autocast(device, config.precision):
-                            _, loss = train_model(x, y)
-                        shared = _mean_over_ranks(loss, world)  # every process takes the same decision below
-                        if not torch.isfinite(shared):
-                            _diverged(emit, step + 1, tokens, elapsed, "loss", shared.item(), config)
-                        (loss / config.grad_accum).backward()
-                    loss_sum += shared.item()
-                clip = config.grad_clip if config.grad_clip > 0 else float("inf")
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-                if not math.isfinite(grad_norm):
-                    optimizer.zero_grad(set_to_none=True)
-                    _diverged(emit, step + 1, tokens, elapsed, "gradient norm", grad_norm, config)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                try:
+                    train_loss, grad_norm = _update(train_model, optimizer, lr, data.train, config, generator,
+                                                    device, world)
+                except _NonFinite as bad:
+                    _diverged(emit, step + 1, tokens, elapsed, bad.what, bad.value, config)
                 step += 1
                 tokens += tokens_per_step
                 window_tokens += tokens_per_step
                 elapsed = elapsed_before + time.perf_counter() - attempt_start
-                train_loss = loss_sum / config.grad_accum
                 bar.update(1)
 
                 if step % config.log_interval == 0 or step == config.max_steps:
@@ -343,16 +277,6 @@ class _StopRequest:
     def __init__(self):
         self.requested = False
 
-    def agreed(self, world: int, device: torch.device) -> bool:
-        """Whether to stop now; under torchrun, all processes stop together if any was asked to."""
-        if world == 1:
-            return self.requested
-        import torch.distributed as dist
-
-        flag = torch.tensor([float(self.requested)], device=device)  # nccl reduces GPU tensors only
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
@@ -369,6 +293,62 @@ class _StopRequest:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class _NonFinite(Exception):
+    def __init__(self, what: str, value: float):
+        self.what, self.value = what, value
+
+
+def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, lr: float, data: np.ndarray,
+            config: TrainConfig, generator: torch.Generator, device: torch.device, world: int) -> tuple[float, float]:
+    """One optimizer update over `grad_accum` micro-batches: (mean loss, gradient norm before clipping).
+
+    Raises _NonFinite, with nothing applied, when a loss or the gradient norm is NaN or infinite.
+    Under DDP the loss is averaged over processes first, so every process takes the same decision.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    model = getattr(train_model, "module", train_model)  # the model inside a DDP wrapper
+    block_size = model.config.block_size
+    loss_sum = 0.0
+    for micro in range(config.grad_accum):
+        x, y = get_batch(data, config.batch_size, block_size, generator, device)
+        # under DDP, gradients are averaged across processes once, on the last micro-batch
+        sync = world == 1 or micro == config.grad_accum - 1
+        with contextlib.nullcontext() if sync else train_model.no_sync():
+            with autocast(device, config.precision):
+                _, loss = train_model(x, y)
+            shared = distributed.mean(loss)
+            if not torch.isfinite(shared):
+                optimizer.zero_grad(set_to_none=True)
+                raise _NonFinite("loss", shared.item())
+            (loss / config.grad_accum).backward()
+        loss_sum += shared.item()
+    clip = config.grad_clip if config.grad_clip > 0 else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+    if not math.isfinite(grad_norm):
+        optimizer.zero_grad(set_to_none=True)
+        raise _NonFinite("gradient norm", grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / config.grad_accum, grad_norm
+
+
+def _restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+             rank: int, world: int) -> dict[str, Any]:
+    """Load the run's latest checkpoint into model, optimizer, batch generator and RNGs; return its state."""
+    checkpoint = ckpt.resolve_checkpoint(run.path, "latest")
+    ckpt.load_weights(model, checkpoint)
+    state = ckpt.load_trainer_state(checkpoint)
+    optimizer.load_state_dict(state["optimizer"])
+    ranks = state["ranks"]
+    if len(ranks) != world:
+        raise ValueError(f"the checkpoint was written by {len(ranks)} process(es) and this run has {world}: "
+                         "resume with the same number of processes, so every one continues its own batches")
+    generator.set_state(ranks[rank]["data_generator"])
+    ckpt.set_rng_state(ranks[rank]["rng"])
+    return state
 
 
 def _diverged(emit, step: int, tokens: int, elapsed: float, what: str, value: float, config: TrainConfig):
