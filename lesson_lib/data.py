@@ -224,16 +224,29 @@ def _texts_complete(folder: Path) -> bool:
     return all((folder / f"{stem}_gut.txt").is_file() for stem in GENRES)
 
 
-def _read_text(path: Path) -> str:
-    """Read UTF-8 with universal newlines made explicit: '\\r\\n' and '\\r' become '\\n'."""
-    data = path.read_bytes()
+def decode_text(data: bytes, name: str, max_bytes: int | None = None) -> str:
+    """Bytes of a text file (read from disk or uploaded) as trainable text, or a DataError saying why not.
+
+    UTF-8 (a byte-order mark is dropped), '\r\n' and '\r' made '\n', not empty, not over `max_bytes`.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DataError(f"{name} is {len(data) / 2**20:.1f} MB; the limit here is {max_bytes / 2**20:.0f} MB: "
+                        "use a shorter excerpt, or train from the command line: "
+                        "python -m lesson_lib train --data FILE")
     try:
-        text = data.decode("utf-8-sig")  # -sig: a byte-order mark is not part of the text
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(
-            f"{path} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} is invalid. "
-            f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.txt`") from None
+            f"{name} is not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} is invalid. "
+            f"Re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {Path(name).name} > fixed.txt`") from None
+    if not text.strip():
+        raise DataError(f"{name} is empty (or only whitespace): there is nothing to train on; "
+                        "give a file with some text in it")
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_text(path: Path) -> str:
+    return decode_text(path.read_bytes(), str(path))
 
 
 def _load_shakespeare() -> Corpus:
@@ -259,11 +272,7 @@ def load_corpus(name_or_path: str | os.PathLike = "shakespeare") -> Corpus:
         raise DataFileNotFoundError(f"no such file: {str(path)!r}: {hint}")
     if path.is_dir():
         raise DataError(f"{path} is a directory: give the path to one UTF-8 text file inside it")
-    text = _read_text(path)
-    if not text.strip():
-        raise DataError(f"{path} is empty (or only whitespace): there is nothing to train on; "
-                        "give a file with some text in it")
-    return Corpus(str(name_or_path), text)
+    return Corpus(str(name_or_path), _read_text(path))
 
 
 # ----------------------------------------------------------------------------- gensim's bundled data

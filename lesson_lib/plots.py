@@ -92,6 +92,21 @@ def _rows(frame: pd.DataFrame, kind: str, column: str) -> pd.DataFrame:
     return frame[wanted & frame[column].notna()]
 
 
+def thin(frame: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
+    """At most about `max_points` evenly spaced rows, the last one always kept.
+
+    A chart is a few hundred pixels wide; 20 runs of 5,000 points each would only slow the browser.
+    Smooth first, on all the points, then thin.
+    """
+    if max_points is None or len(frame) <= max_points:
+        return frame
+    stride = -(-len(frame) // max_points)  # ceiling division
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[::stride] = True
+    keep[-1] = True
+    return frame[keep]
+
+
 def _layout(fig: go.Figure, x: str, y_title: str, title: str | None, log_y: bool = False) -> go.Figure:
     fig.update_layout(
         title=title,
@@ -114,11 +129,12 @@ def loss_curves(
     show_train: bool = True,
     show_val: bool = True,
     title: str | None = None,
+    max_points: int | None = 1000,
 ) -> go.Figure:
     """Training loss (a line, EMA-smoothed if asked) and validation loss (markers) of each run.
 
     Traces are named "<run> train", "<run> train (raw)" (only when smoothing > 0) and "<run> val";
-    each run keeps one colour.
+    each run keeps one colour. Each trace is thinned to about `max_points` points after smoothing.
     """
     _check_x(x)
     if not 0.0 <= smoothing < 1.0:
@@ -128,6 +144,8 @@ def loss_curves(
         color = COLORS[index % len(COLORS)]
         train = _rows(frame, "train", "train_loss")
         if show_train and len(train):
+            train = train.assign(smoothed=ema(train["train_loss"], smoothing))
+            train = thin(train, max_points)
             if smoothing > 0:
                 fig.add_trace(go.Scatter(
                     x=train[x], y=train["train_loss"], mode="lines", name=f"{name} train (raw)",
@@ -135,7 +153,7 @@ def loss_curves(
                     showlegend=False, hoverinfo="skip",
                 ))
             fig.add_trace(go.Scatter(
-                x=train[x], y=ema(train["train_loss"], smoothing), mode="lines", name=f"{name} train",
+                x=train[x], y=train["smoothed"], mode="lines", name=f"{name} train",
                 legendgroup=name, line=dict(color=color, width=2),
             ))
         val = _rows(frame, "eval", "val_loss")
@@ -147,7 +165,8 @@ def loss_curves(
     return _layout(fig, x, LOSS_TITLE, title, log_y)
 
 
-def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None) -> go.Figure:
+def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None,
+                 max_points: int | None = 1000) -> go.Figure:
     """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x."""
     _check_x(x)
     frames = _frames(runs)
@@ -157,7 +176,7 @@ def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = N
     for index, (name, frame) in enumerate(frames.items()):
         if metric not in frame:
             continue
-        rows = frame[pd.to_numeric(frame[metric], errors="coerce").notna()]
+        rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
         fig.add_trace(go.Scatter(
             x=rows[x], y=rows[metric], mode="lines", name=name,
             line=dict(color=COLORS[index % len(COLORS)], width=2),
@@ -178,21 +197,22 @@ def _in_notebook() -> bool:
 class LiveLossPlot:
     """A trainer callback that collects metric records and redraws the loss curves as they arrive.
 
-    `plot(record)` appends one record and redraws when `every_records` records or `every_seconds`
-    seconds have passed since the last redraw; `plot.refresh()` redraws now (call it after training
+    `plot(record)` appends one record and redraws when `every_records` records have come (and at
+    least `min_seconds` have passed) or `every_seconds` seconds have passed since the last redraw; `plot.refresh()` redraws now (call it after training
     so the last points show). Outside Jupyter it only collects; `.figure` is always the current plot.
     In Jupyter it redraws one output in place through an IPython display handle, which also keeps
     the final figure in a papermill-executed copy (plotly 6's FigureWidget would need anywidget).
     """
 
     def __init__(self, name: str = "run", x: str = "step", smoothing: float = 0.0, log_y: bool = False,
-                 every_records: int = 10, every_seconds: float = 2.0, title: str | None = None,
+                 every_records: int = 10, every_seconds: float = 2.0, min_seconds: float = 0.5,
+                 title: str | None = None,
                  display: bool | None = None):
         _check_x(x)
         if every_records < 1:
             raise ValueError(f"every_records must be >= 1; got {every_records}")
         self.name, self.x, self.smoothing, self.log_y, self.title = name, x, smoothing, log_y, title
-        self.every_records, self.every_seconds = every_records, every_seconds
+        self.every_records, self.every_seconds, self.min_seconds = every_records, every_seconds, min_seconds
         self.display = _in_notebook() if display is None else display
         self.records: list[dict] = []
         self._pending = 0
@@ -207,7 +227,10 @@ class LiveLossPlot:
     def __call__(self, record: Mapping) -> None:
         self.records.append(dict(record))
         self._pending += 1
-        due = self._pending >= self.every_records or time.monotonic() - self._last_draw >= self.every_seconds
+        since = time.monotonic() - self._last_draw
+        # every_records paces short runs; min_seconds keeps a run that logs every step from redrawing
+        # (re-serialising the whole figure) hundreds of times a second
+        due = (self._pending >= self.every_records and since >= self.min_seconds) or since >= self.every_seconds
         if due:
             self.refresh()
 

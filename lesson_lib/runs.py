@@ -215,11 +215,11 @@ class Run:
             return str(last.get("status", "finished"))
         return "training" if self.training_pid() else "stopped"
 
-    def summary(self) -> dict[str, Any]:
-        """One row for a table of runs."""
+    def summary(self, metrics: Metrics | None = None) -> dict[str, Any]:
+        """One row for a table of runs (pass `metrics` if already read)."""
         from .checkpoints import list_checkpoints  # local: checkpoints imports this module
 
-        metrics = self.metrics()
+        metrics = metrics or self.metrics()
         try:
             config = self.read_config()
         except (FileNotFoundError, ValueError):

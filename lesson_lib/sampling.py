@@ -11,7 +11,7 @@ the start jumps forward so that the last 3C/4 tokens remain; the cache is rebuil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -106,10 +106,18 @@ class _Decoder:
         return self.logits
 
 
+class Step(NamedTuple):
+    """One generated token and the distributions around it."""
+
+    token: int
+    probs: torch.Tensor  # (V,) what the token was drawn from: after temperature, top-k, top-p
+    model_probs: torch.Tensor  # (V,) the model's own softmax (temperature 1, nothing cut)
+
+
 @torch.no_grad()
-def generate_ids(model: LanguageModel, prompt_ids: Sequence[int], config: SamplingConfig | None = None,
-                 **options) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (token id, the distribution it was drawn from) for each new token."""
+def generate_steps(model: LanguageModel, prompt_ids: Sequence[int], config: SamplingConfig | None = None,
+                   **options) -> Iterator[Step]:
+    """Yield a Step for each new token."""
     config = config or SamplingConfig(**options)
     if not prompt_ids:
         raise ValueError("the prompt is empty: give at least one character or token to start from")
@@ -127,36 +135,56 @@ def generate_ids(model: LanguageModel, prompt_ids: Sequence[int], config: Sampli
                 token = int(probs.argmax(-1))
             else:
                 token = int(torch.multinomial(probs, 1, generator=generator))
-            yield token, probs[0]
+            yield Step(token, probs[0], torch.softmax(logits[0].float(), dim=-1))
             if i + 1 < config.max_new_tokens:  # no forward pass for a token nobody will draw
                 logits = decoder.push(token)
     finally:
         model.train(was_training)
 
 
-def stream(model: LanguageModel, tokenizer, prompt: str, config: SamplingConfig | None = None,
-           **options) -> Iterator[str]:
-    """Yield generated text piece by piece as tokens are produced (the prompt not included).
+def generate_ids(model: LanguageModel, prompt_ids: Sequence[int], config: SamplingConfig | None = None,
+                 **options) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield (token id, the distribution it was drawn from) for each new token."""
+    for step in generate_steps(model, prompt_ids, config, **options):
+        yield step.token, step.probs
 
-    A piece is held back while it ends in an incomplete UTF-8 sequence (byte-level BPE can split
-    one character over several tokens), so every piece is valid text.
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    token: int
+    text: str  # the text this token completes ('' while it is part of an unfinished character)
+    prob: float  # the model's probability of this token (temperature 1)
+    top: list[tuple[int, float]]  # the model's most likely tokens at this position, with probabilities
+
+
+def stream_tokens(model: LanguageModel, tokenizer, prompt: str, config: SamplingConfig | None = None,
+                  top: int = 10, **options) -> Iterator[GeneratedToken]:
+    """Yield each generated token with its text and probabilities, as it is produced.
+
+    Text is held back while it ends in an incomplete UTF-8 sequence (byte-level BPE can split one
+    character over several tokens), so the pieces are always valid text.
     """
     config = config or SamplingConfig(**options)
-    prompt_ids = tokenizer.encode(prompt)
-    ids = list(prompt_ids)
+    ids = list(tokenizer.encode(prompt))
     base = len(tokenizer.decode(ids))  # decode the whole so word tokens get their spaces
-    shown = ""
-    for token, _ in generate_ids(model, prompt_ids, config):
-        ids.append(token)
+    shown = 0
+    for i, step in enumerate(generate_steps(model, ids, config)):
+        ids.append(step.token)
         text = tokenizer.decode(ids)[base:]
-        if text.endswith("\ufffd"):
-            continue
-        if len(text) > len(shown):
-            yield text[len(shown):]
-            shown = text
-    text = tokenizer.decode(ids)[base:]
-    if len(text) > len(shown):
-        yield text[len(shown):]
+        piece = ""
+        if i + 1 == config.max_new_tokens or not text.endswith("\ufffd"):
+            piece, shown = text[shown:], len(text)
+        values, indices = torch.topk(step.model_probs, min(top, step.model_probs.numel()))
+        yield GeneratedToken(step.token, piece, float(step.model_probs[step.token]),
+                             list(zip(indices.tolist(), values.tolist())))
+
+
+def stream(model: LanguageModel, tokenizer, prompt: str, config: SamplingConfig | None = None,
+           **options) -> Iterator[str]:
+    """Yield generated text piece by piece as tokens are produced (the prompt not included)."""
+    for generated in stream_tokens(model, tokenizer, prompt, config, top=1, **options):
+        if generated.text:
+            yield generated.text
 
 
 def generate(model: LanguageModel, tokenizer, prompt: str, config: SamplingConfig | None = None,

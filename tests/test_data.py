@@ -255,3 +255,15 @@ def test_get_batch_context_longer_than_data():
         get_batch(np.arange(10), 2, 10, g)
     x, y = get_batch(np.arange(11), 2, 10, g)  # one token more is just enough
     assert torch.equal(x[0], torch.arange(10)) and torch.equal(y[0], torch.arange(1, 11))
+
+
+def test_decode_text_refuses_what_cannot_be_trained_on():
+    from lesson_lib.data import decode_text
+
+    assert decode_text("a\r\nb\rc".encode("utf-8-sig"), "x.txt") == "a\nb\nc"
+    with pytest.raises(DataError, match=r"big.txt is 2.0 MB; the limit here is 1 MB"):
+        decode_text(b"a" * 2 * 2**20, "big.txt", max_bytes=2**20)
+    with pytest.raises(DataError, match="not UTF-8"):
+        decode_text(b"caf\xe9", "latin.txt")
+    with pytest.raises(DataError, match="empty"):
+        decode_text(b" \n ", "blank.txt")

@@ -112,3 +112,17 @@ def test_live_loss_plot_collects_headless():
     assert [trace.name for trace in plot.figure.data] == ["run train", "run val"]
     plot.update(fake_run(steps=2))
     assert len(plot.records) == len(fake_run(steps=2))
+
+
+def test_long_runs_are_thinned_after_smoothing():
+    from lesson_lib.plots import thin
+
+    records = [{"kind": "train", "step": s, "tokens": s, "time": s, "train_loss": 10.0 - s / 1000} for s in range(1, 5001)]
+    fig = loss_curves({"long": records}, smoothing=0.5, max_points=1000)
+    smoothed = next(t for t in fig.data if t.name == "long train")
+    assert len(smoothed.x) <= 1001 and smoothed.x[0] == 1 and smoothed.x[-1] == 5000
+    full = loss_curves({"long": records}, smoothing=0.5, max_points=None)
+    full_y = dict(zip(next(t for t in full.data if t.name == "long train").x, next(t for t in full.data if t.name == "long train").y))
+    assert all(full_y[x] == y for x, y in zip(smoothed.x, smoothed.y))  # the same smoothed values, fewer of them
+    frame = metrics_frame(records[:10])
+    assert thin(frame, 20) is frame and len(thin(frame, 3)) == 4  # rows 0, 4, 8 and the last

@@ -95,3 +95,19 @@ def test_streamed_bpe_pieces_hold_back_a_character_split_over_tokens():
     model = Scripted(script, prompt_len=1, vocab_size=tokenizer.vocab_size)
     pieces = list(stream(model, tokenizer, "x", max_new_tokens=len(script), temperature=0))
     assert pieces == ["a", "b", "\u2603", "c", "d"]
+
+
+def test_stream_tokens_reports_the_models_own_probabilities(char_model):
+    model, tokenizer = char_model
+    from lesson_lib.sampling import stream_tokens
+
+    generated = list(stream_tokens(model, tokenizer, "ROMEO:", max_new_tokens=12, temperature=0, top=5))
+    assert "".join(g.text for g in generated) == generate(model, tokenizer, "ROMEO:", max_new_tokens=12,
+                                                          temperature=0)[len("ROMEO:"):]
+    for g in generated:
+        ranked = [p for _, p in g.top]
+        assert len(g.top) == 5 and ranked == sorted(ranked, reverse=True) and 0 < ranked[0] <= 1
+        assert g.top[0][0] == g.token and g.prob == pytest.approx(ranked[0])  # greedy picks the top token
+    hot = list(stream_tokens(model, tokenizer, "ROMEO:", max_new_tokens=12, temperature=5.0, seed=3, top=3))
+    # temperature changes what is drawn, not the model's own distribution that is reported
+    assert all(0 < g.prob <= 1 for g in hot) and any(g.token != g.top[0][0] for g in hot)
