@@ -1,0 +1,160 @@
+"""Dashboard speed, measured in a real browser (Debian's Chromium driven by Playwright).
+
+    python bench/app.py [--runs-dir DIR]
+
+1. Generate: time from pressing Generate to the first generated text on screen, and tokens/s while
+   streaming, for the starter model (trained first into a temporary runs folder unless --runs-dir
+   holds a run named "starter"). Targets (issue 3): first token under 0.3 s, at least 200 tokens/s.
+2. Runs page with 20 runs of 5,000 logged steps each: the page script's time (AppTest, server side)
+   and the time until its three charts are drawn in the browser. Target: under 1 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from test_browser import CHROMIUM, free_port, launch, start_dashboard  # noqa: E402
+
+OUTPUT_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
+                       return m.length > 1 ? m[1].innerText.length : 0 }"""
+
+
+def fake_runs(root: Path, runs: int = 20, steps: int = 5000) -> None:
+    """`runs` run folders, each logging `steps` training records and an evaluation every 100 steps."""
+    rng = np.random.default_rng(0)
+    for r in range(runs):
+        folder = root / f"run-{r:02d}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({
+            "name": folder.name, "data": {"tokenizer": "char"}, "model": {"family": "gpt"}, "n_params": 806528,
+            "train": {"max_steps": steps}}))
+        lines = [json.dumps({"kind": "event", "event": "start", "step": 0})]
+        for step in range(1, steps + 1):
+            loss = 1.5 + 2.7 * np.exp(-step / (800 + 40 * r)) + 0.05 * rng.standard_normal()
+            lines.append(json.dumps({"kind": "train", "step": step, "tokens": step * 768, "time": step * 0.04,
+                                     "train_loss": loss, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 2e4,
+                                     "mfu": 0.6}))
+            if step % 100 == 0:
+                lines.append(json.dumps({"kind": "eval", "step": step, "tokens": step * 768, "time": step * 0.04,
+                                         "val_loss": loss + 0.05}))
+        lines.append(json.dumps({"kind": "event", "event": "end", "status": "finished", "step": steps}))
+        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def time_generate(url: str, presses: int = 3) -> list[tuple[float, float, str]]:
+    """(seconds to the first text on screen, tokens/s while streaming, the app's own caption) per press."""
+    from playwright.sync_api import sync_playwright
+
+    results = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        for _ in range(presses):
+            page.goto(f"{url}/generate", wait_until="networkidle")
+            button = page.get_by_role("button", name="Generate")
+            button.wait_for()
+            start = time.perf_counter()
+            button.click()
+            while page.evaluate(OUTPUT_JS) == 0:
+                time.sleep(0.002)
+            first = time.perf_counter() - start
+            page.get_by_text("Why these tokens?").wait_for(timeout=60_000)
+            done = time.perf_counter() - start
+            caption = page.get_by_text("tokens; first after").inner_text()
+            tokens = int(caption.split()[0])
+            results.append((first, tokens / (done - first), caption))
+        browser.close()
+    return results
+
+
+def time_runs_page(url: str, repeats: int = 3) -> list[float]:
+    """Seconds from opening the Runs page to its three charts being drawn."""
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for _ in range(repeats):
+            start = time.perf_counter()
+            page.goto(f"{url}/", wait_until="commit")
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
+                                   timeout=60_000, polling=10)
+            times.append(time.perf_counter() - start)
+        browser.close()
+    return times
+
+
+def appside_runs_page(root: Path, repeats: int = 3) -> list[float]:
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["LESSON_RUNS_DIR"] = str(root)
+    times = []
+    for _ in range(repeats):
+        at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        assert not at.exception and len(at.get("plotly_chart")) == 3
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs-dir", type=Path, help="a runs folder holding a trained 'starter' run")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium) and playwright")
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = args.runs_dir or Path(tmp) / "runs"
+        if not (runs / "starter" / "checkpoints").is_dir():
+            print("training the starter model first (about a minute)...", flush=True)
+            subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--preset", "starter", "--name", "starter",
+                            "--quiet"], env={**__import__("os").environ, "LESSON_RUNS_DIR": str(runs)}, check=True,
+                           stdout=subprocess.DEVNULL)
+        port = free_port()
+        server = start_dashboard(runs, port)
+        try:
+            results = time_generate(f"http://127.0.0.1:{port}")
+        finally:
+            server.terminate()
+            server.wait()
+        print("Generate (starter model, 300 new tokens, temperature 0.8), in the browser:")
+        for i, (first, rate, caption) in enumerate(results):
+            kind = "first press: loads the model" if i == 0 else "model cached"
+            print(f"  {kind:30s} first token on screen after {first:.3f} s; streaming {rate:,.0f} tokens/s "
+                  f"(the app's own count: {caption})")
+        warm = results[1:]
+        print(f"  target: first token < 0.3 s and >= 200 tokens/s with the model cached -> "
+              f"{'met' if all(f < 0.3 and r >= 200 for f, r, _ in warm) else 'NOT met'}")
+
+        many = Path(tmp) / "many"
+        fake_runs(many)
+        server_side = appside_runs_page(many)
+        port = free_port()
+        server = start_dashboard(many, port)
+        try:
+            browser_side = time_runs_page(f"http://127.0.0.1:{port}")
+        finally:
+            server.terminate()
+            server.wait()
+        print("Runs page, 20 runs x 5,000 logged steps:")
+        print(f"  page script (AppTest): {', '.join(f'{t:.2f} s' for t in server_side)} (first one reads the logs)")
+        print(f"  in the browser, opening the page until its 3 charts are drawn: "
+              f"{', '.join(f'{t:.2f} s' for t in browser_side)}")
+        print(f"  target: under 1 s -> {'met' if min(browser_side[1:]) < 1.0 else 'NOT met'} (after the first load)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The dashboard's pages, driven headless with Streamlit's AppTest against a tiny run in a temp folder."""
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lesson_lib import checkpoints as ckpt
+from lesson_lib.experiment import start_run
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
+TINY = {"tokenizer": "char", "model": {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+        "train": {"max_steps": 20, "batch_size": 4, "eval_interval": 10, "eval_iters": 2, "log_interval": 2,
+                  "device": "cpu", "measure_mfu": False}}
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    threads = torch.get_num_threads()  # the app decodes on one thread; give the other tests theirs back
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """A runs folder with one tiny finished run, 'tiny'."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(root))
+    data = tmp_path / "play.txt"
+    data.write_text(TEXT, encoding="utf-8")
+    start_run({**TINY, "data": str(data)}, name="tiny", root=root, progress=False)
+    return root
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.switch_page(f"views/{name}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("name", ["runs", "generate", "train"])
+def test_empty_state_offers_the_starter_model(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "empty"))
+    at = page(name)
+    if name == "train":  # the train page is where training starts anyway: its form is the offer
+        assert at.button(key="train-start").label == "Start training"
+    else:
+        assert any("no training runs yet" in info.value for info in at.info)
+        assert any(b.label == "Train the starter model" for b in at.button)
+
+
+def test_runs_page_lists_runs_and_draws_curves(runs):
+    at = page("runs")
+    table = at.dataframe[0].value
+    assert list(table["name"]) == ["tiny"] and table["status"][0] == "finished"
+    assert table["best_val_loss"][0] > 0
+    assert at.multiselect(key="runs-chosen").value == ["tiny"]
+    assert len(at.get("plotly_chart")) == 3  # loss, learning rate, tokens/s
+    at.radio(key="runs-x").set_value("tokens").run()
+    at.slider(key="runs-smoothing").set_value(0.9).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3
+
+
+def test_a_damaged_metrics_line_is_skipped_with_a_warning(runs):
+    with open(runs / "tiny" / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"kind": "train", "step": 21, "train_lo\n')
+    at = page("runs")
+    assert any("damaged line" in w.value and "tiny" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_generate_produces_text_and_explains_it(runs):
+    at = page("generate")
+    at.text_area(key="gen-prompt").set_value("ROMEO:")
+    at.slider(key="gen-max").set_value(40)
+    at.button(key="gen-go").click().run()
+    assert not at.exception and not at.error
+    shown = [m.value for m in at.markdown]
+    assert shown[0] == "**ROMEO:**"
+    assert any(len(text) >= 20 for text in shown[1:])  # the streamed continuation
+    assert any("40 tokens" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1  # the next-token probabilities at the chosen position
+    at.slider(key="gen-position").set_value(5).run()
+    assert not at.exception and "position 5" in str(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_same_seed_same_text_in_two_sessions(runs):
+    texts = []
+    for _ in range(2):  # two sessions at once share the cached model, not their state
+        at = page("generate")
+        at.slider(key="gen-max").set_value(30)
+        at.button(key="gen-go").click().run()
+        texts.append([m.value for m in at.markdown][1])
+    assert texts[0] == texts[1] and len(texts[0]) > 10
+
+
+def test_a_prompt_with_unknown_characters_is_explained(runs):
+    at = page("generate")
+    at.text_area(key="gen-prompt").set_value("ROMEO ☃ é")
+    at.button(key="gen-go").click().run()
+    assert not at.exception
+    assert any("'é'" in e.value and "'☃'" in e.value and "no token" in e.value for e in at.error)
+
+
+def test_a_damaged_checkpoint_is_named(runs):
+    weights = ckpt.resolve_checkpoint(runs / "tiny", "best") / "model.safetensors"
+    weights.write_bytes(b"not a safetensors file")
+    at = page("generate")
+    at.button(key="gen-go").click().run()
+    assert not at.exception
+    assert any("model.safetensors is damaged" in e.value for e in at.error)
+
+
+def test_a_run_without_checkpoints_is_not_offered(runs, tmp_path):
+    start_run({**TINY, "data": str(tmp_path / "play.txt"), "train": {**TINY["train"], "max_steps": 1,
+                                                                       "eval_interval": 5}},
+              name="fresh", root=runs, progress=False)
+    for folder in ckpt.list_checkpoints(runs / "fresh"):
+        shutil.rmtree(folder)
+    at = page("generate")
+    assert at.selectbox(key="gen-run").options == ["tiny"]
