@@ -123,3 +123,30 @@ def test_a_run_without_checkpoints_is_not_offered(runs, tmp_path):
         shutil.rmtree(folder)
     at = page("generate")
     assert at.selectbox(key="gen-run").options == ["tiny"]
+
+
+def test_train_page_follows_a_job_and_stops_it(runs, tmp_path):
+    from lesson_lib import jobs
+    from lesson_lib.runs import Run
+
+    job = jobs.start(["--data", str(tmp_path / "play.txt"), "--name", "live", "--steps", "100000",
+                      "--eval-interval", "50", "--block-size", "16", "--n-layer", "1", "--n-head", "2",
+                      "--n-embd", "16", "--batch-size", "4", "--device", "cpu"], "live", runs)
+    try:
+        run = Run(runs / "live")
+        for _ in range(600):  # until it logs its first steps
+            if run.metrics_path.exists() and run.metrics().of_kind("train"):
+                break
+            jobs.wait(job, timeout=0.1)
+        at = page("train")
+        assert "live" in at.get("progress")[0].proto.text and "of 100000" in at.get("progress")[0].proto.text
+        second = page("runs")  # meanwhile, the Runs page shows it as training
+        assert "training" in list(second.dataframe[0].value["status"])
+        at.button(key="train-stop").click().run()
+        assert jobs.wait(job, timeout=60)
+        assert run.status() == "stopped"
+        after = page("train")
+        assert after.selectbox(key="train-resume-run").value == "live"  # offered for resuming
+    finally:
+        jobs.stop(runs)
+        jobs.wait(job, timeout=30)
