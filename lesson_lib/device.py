@@ -112,7 +112,9 @@ def peak_flops(device: torch.device, dtype: torch.dtype | None = None) -> float:
     dtype = dtype or torch.float32
     key = (str(device), str(dtype))
     if key not in _PEAK_CACHE:
-        _PEAK_CACHE[key] = measure_matmul_flops(device, dtype, min_seconds=0.3)
+        # the best of a few short tries: a moment when another process holds a core reads low,
+        # and a peak read low would put MFU above 100%
+        _PEAK_CACHE[key] = max(measure_matmul_flops(device, dtype, min_seconds=0.15) for _ in range(3))
     return _PEAK_CACHE[key]
 
 
