@@ -26,9 +26,11 @@ def root() -> Path:
     return runs_dir().resolve()
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=256, show_spinner=False)
 def _metrics(path: str, mtime_ns: int, size: int):
-    return read_metrics(Path(path))  # re-read only when the file changed (mtime or size)
+    # re-read only when the file changed (mtime or size); cache_resource hands every session the same
+    # object, where cache_data would unpickle a copy of thousands of records on every rerun. Read-only.
+    return read_metrics(Path(path))
 
 
 def metrics(run) -> "lesson_lib.runs.Metrics":  # noqa: F821

@@ -5,8 +5,9 @@
 1. Generate: time from pressing Generate to the first generated text on screen, and tokens/s while
    streaming, for the starter model (trained first into a temporary runs folder unless --runs-dir
    holds a run named "starter"). Targets (issue 3): first token under 0.3 s, at least 200 tokens/s.
-2. Runs page with 20 runs of 5,000 logged steps each: the page script's time (AppTest, server side)
-   and the time until its three charts are drawn in the browser. Target: under 1 s.
+2. Runs page with 20 runs of 5,000 logged steps each: the page script's time (AppTest, server side),
+   and in the browser the time until its three charts are drawn, opening the app cold and moving to
+   the page from another one. Target: under 1 s.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_browser import CHROMIUM, free_port, launch, start_dashboard  # noqa: E402
+from test_browser import CHROMIUM, launch, running_dashboard  # noqa: E402
 
 OUTPUT_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
                        return m.length > 1 ? m[1].innerText.length : 0 }"""
@@ -76,22 +77,29 @@ def time_generate(url: str, presses: int = 3) -> list[tuple[float, float, str]]:
     return results
 
 
-def time_runs_page(url: str, repeats: int = 3) -> list[float]:
-    """Seconds from opening the Runs page to its three charts being drawn."""
+def time_runs_page(url: str, repeats: int = 3) -> tuple[float, list[float]]:
+    """Seconds until the Runs page's three charts are drawn: once opening the app cold (its JavaScript
+    loaded too), then `repeats` times arriving from the Train page through the sidebar, as a user does."""
     from playwright.sync_api import sync_playwright
 
-    times = []
+    charts_drawn = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        start = time.perf_counter()
+        page.goto(f"{url}/", wait_until="commit")
+        page.wait_for_function(charts_drawn, timeout=60_000, polling=10)
+        cold = time.perf_counter() - start
+        times = []
         for _ in range(repeats):
+            page.get_by_role("link", name="Train").click()
+            page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
             start = time.perf_counter()
-            page.goto(f"{url}/", wait_until="commit")
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3",
-                                   timeout=60_000, polling=10)
+            page.get_by_role("link", name="Runs and loss curves").click()
+            page.wait_for_function(charts_drawn, timeout=60_000, polling=10)
             times.append(time.perf_counter() - start)
         browser.close()
-    return times
+    return cold, times
 
 
 def appside_runs_page(root: Path, repeats: int = 3) -> list[float]:
@@ -123,13 +131,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--preset", "starter", "--name", "starter",
                             "--quiet"], env={**__import__("os").environ, "LESSON_RUNS_DIR": str(runs)}, check=True,
                            stdout=subprocess.DEVNULL)
-        port = free_port()
-        server = start_dashboard(runs, port)
-        try:
-            results = time_generate(f"http://127.0.0.1:{port}")
-        finally:
-            server.terminate()
-            server.wait()
+        with running_dashboard(runs) as url:
+            results = time_generate(url)
         print("Generate (starter model, 300 new tokens, temperature 0.8), in the browser:")
         for i, (first, rate, caption) in enumerate(results):
             kind = "first press: loads the model" if i == 0 else "model cached"
@@ -142,18 +145,14 @@ def main() -> None:
         many = Path(tmp) / "many"
         fake_runs(many)
         server_side = appside_runs_page(many)
-        port = free_port()
-        server = start_dashboard(many, port)
-        try:
-            browser_side = time_runs_page(f"http://127.0.0.1:{port}")
-        finally:
-            server.terminate()
-            server.wait()
+        with running_dashboard(many) as url:
+            cold, browser_side = time_runs_page(url)
         print("Runs page, 20 runs x 5,000 logged steps:")
-        print(f"  page script (AppTest): {', '.join(f'{t:.2f} s' for t in server_side)} (first one reads the logs)")
-        print(f"  in the browser, opening the page until its 3 charts are drawn: "
+        print(f"  page script (AppTest): {', '.join(f'{t:.2f} s' for t in server_side)} (the first reads the logs)")
+        print(f"  in the browser, opening the app cold until the 3 charts are drawn: {cold:.2f} s")
+        print(f"  in the browser, clicking 'Runs and loss curves' until the 3 charts are drawn: "
               f"{', '.join(f'{t:.2f} s' for t in browser_side)}")
-        print(f"  target: under 1 s -> {'met' if min(browser_side[1:]) < 1.0 else 'NOT met'} (after the first load)")
+        print(f"  target: under 1 s -> {'met' if max(browser_side) < 1.0 else 'NOT met'} (navigating in the app)")
 
 
 if __name__ == "__main__":

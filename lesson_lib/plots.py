@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from scipy.signal import lfilter
 
 # x-axis choices and their titles, units included
 X_AXES = {"step": "training step", "tokens": "tokens seen", "time": "wall time (s)"}
@@ -64,13 +65,11 @@ def ema(values, smoothing: float) -> np.ndarray:
         raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, np.nan)
-    state, count = 0.0, 0
-    for i, x in enumerate(values):
-        if np.isnan(x):
-            continue
-        count += 1
-        state = smoothing * state + (1.0 - smoothing) * x
-        out[i] = state / (1.0 - smoothing**count)
+    present = ~np.isnan(values)
+    if present.any():
+        # the recursion above as a linear filter (one C loop instead of a Python one)
+        state = lfilter([1.0 - smoothing], [1.0, -smoothing], values[present])
+        out[present] = state / (1.0 - smoothing ** np.arange(1, present.sum() + 1))
     return out
 
 
@@ -148,18 +147,18 @@ def loss_curves(
             train = thin(train, max_points)
             if smoothing > 0:
                 fig.add_trace(go.Scatter(
-                    x=train[x], y=train["train_loss"], mode="lines", name=f"{name} train (raw)",
+                    x=train[x].to_numpy(), y=train["train_loss"].to_numpy(), mode="lines", name=f"{name} train (raw)",
                     legendgroup=name, line=dict(color=color, width=1), opacity=0.25,
                     showlegend=False, hoverinfo="skip",
                 ))
             fig.add_trace(go.Scatter(
-                x=train[x], y=train["smoothed"], mode="lines", name=f"{name} train",
+                x=train[x].to_numpy(), y=train["smoothed"].to_numpy(), mode="lines", name=f"{name} train",
                 legendgroup=name, line=dict(color=color, width=2),
             ))
         val = _rows(frame, "eval", "val_loss")
         if show_val and len(val):
             fig.add_trace(go.Scatter(
-                x=val[x], y=val["val_loss"], mode="lines+markers", name=f"{name} val",
+                x=val[x].to_numpy(), y=val["val_loss"].to_numpy(), mode="lines+markers", name=f"{name} val",
                 legendgroup=name, line=dict(color=color, width=2, dash="dash"), marker=dict(size=7),
             ))
     return _layout(fig, x, LOSS_TITLE, title, log_y)
@@ -178,7 +177,7 @@ def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = N
             continue
         rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
         fig.add_trace(go.Scatter(
-            x=rows[x], y=rows[metric], mode="lines", name=name,
+            x=rows[x].to_numpy(), y=pd.to_numeric(rows[metric]).to_numpy(), mode="lines", name=name,
             line=dict(color=COLORS[index % len(COLORS)], width=2),
         ))
     return _layout(fig, x, METRIC_TITLES.get(metric, metric), title)

@@ -3,6 +3,7 @@
 `make test` installs Chromium (Debian's package, as root) and Playwright (PyPI). In CI a missing
 browser is a failure; elsewhere (no root, no apt) the test says why and skips.
 """
+import contextlib
 import os
 import socket
 import subprocess
@@ -66,6 +67,18 @@ def start_dashboard(runs: Path, port: int) -> subprocess.Popen:
     raise RuntimeError(f"streamlit did not come up on port {port}:\n{server.stdout.read()[-3000:]}")
 
 
+@contextlib.contextmanager
+def running_dashboard(runs: Path):
+    """The dashboard serving `runs` on a free port, for the length of a `with` block; yields its URL."""
+    port = free_port()
+    server = start_dashboard(runs, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
@@ -80,11 +93,8 @@ def dashboard(tmp_path):
                "model": {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
                "train": {"max_steps": 20, "batch_size": 4, "eval_interval": 10, "eval_iters": 2, "device": "cpu",
                          "measure_mfu": False}}, name="tiny", root=runs, progress=False)
-    port = free_port()
-    server = start_dashboard(runs, port)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=30)
+    with running_dashboard(runs) as url:
+        yield url
 
 
 def test_generate_in_a_real_browser(dashboard):

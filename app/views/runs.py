@@ -48,11 +48,14 @@ def runs_section():
     lr_col.plotly_chart(metric_curve(frames, "lr", x=x), width="stretch")
     tps_col.plotly_chart(metric_curve(frames, "tokens_per_s", x=x), width="stretch")
 
-    combined = pd.concat([frame.assign(run=name) for name, frame in frames.items()], ignore_index=True)
-    st.download_button("Download these metrics as CSV", combined.to_csv(index=False).encode("utf-8"),
-                       file_name="metrics.csv", mime="text/csv", key="runs-csv")
+    def csv() -> bytes:  # built when the button is pressed, not on every redraw
+        combined = pd.concat([frame.assign(run=name) for name, frame in frames.items()], ignore_index=True)
+        return combined.to_csv(index=False).encode("utf-8")
+
+    st.download_button("Download these metrics as CSV", csv, file_name="metrics.csv", mime="text/csv",
+                       key="runs-csv")
 
 
-training = any(run.status() == "training" for run in list_runs(root()))
+training = any(run.status(metrics(run)) == "training" for run in list_runs(root()))
 # while a run trains, this part of the page redraws itself every few seconds
 st.fragment(runs_section, run_every=3 if training else None)()
