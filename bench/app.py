@@ -23,10 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_browser import CHROMIUM, launch, running_dashboard  # noqa: E402
-
-OUTPUT_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
-                       return m.length > 1 ? m[1].innerText.length : 0 }"""
+from test_browser import CHROMIUM, GENERATED_CHARS_JS, launch, running_dashboard  # noqa: E402
 
 
 def fake_runs(root: Path, runs: int = 20, steps: int = 5000) -> None:
@@ -65,7 +62,7 @@ def time_generate(url: str, presses: int = 3) -> list[tuple[float, float, str]]:
             button.wait_for()
             start = time.perf_counter()
             button.click()
-            while page.evaluate(OUTPUT_JS) == 0:
+            while page.evaluate(GENERATED_CHARS_JS) == 0:
                 time.sleep(0.002)
             first = time.perf_counter() - start
             page.get_by_text("Why these tokens?").wait_for(timeout=60_000)

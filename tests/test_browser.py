@@ -21,6 +21,9 @@ CHROMIUM = os.environ.get("LESSON_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "_artifacts" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+# characters of generated text on the Generate page (0 before any)
+GENERATED_CHARS_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
+                                return m.length > 1 ? m[1].innerText.trim().length : 0 }"""
 TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
 
 
@@ -107,9 +110,10 @@ def test_generate_in_a_real_browser(dashboard):
         try:
             page.goto(f"{dashboard}/generate", wait_until="domcontentloaded")
             page.get_by_role("button", name="Generate").click(timeout=30_000)
-            output = page.locator(".st-key-gen-output [data-testid='stMarkdownContainer']")
-            output.nth(1).wait_for(timeout=30_000)
             page.get_by_text("Why these tokens?").wait_for(timeout=30_000)  # generation finished
+            # the text is painted a moment later on a busy machine: wait for it, up to 30 s
+            page.wait_for_function(f"() => ({GENERATED_CHARS_JS})() >= 50", timeout=30_000, polling=50)
+            output = page.locator(".st-key-gen-output [data-testid='stMarkdownContainer']")
             prompt, generated = output.nth(0).inner_text(), output.nth(1).inner_text()
             assert prompt.strip() == "ROMEO:"
             assert len(generated.strip()) >= 50  # 300 new characters, most of them visible
