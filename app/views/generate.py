@@ -14,6 +14,7 @@ from lesson_lib.tokenizers import UnknownCharactersError
 
 MAX_NEW_TOKENS = 1000
 MAX_PROMPT_CHARS = 2000
+STREAM_EVERY_S = 0.03  # how often streamed text is sent to the browser
 
 st.title("Generate")
 if no_runs_yet("generate-start-starter"):
@@ -77,12 +78,19 @@ with output:
         vocab = [tokenizer.decode([i]) for i in range(tokenizer.vocab_size)] if tokenizer.vocab_size <= 5000 else None
 
         def pieces():
+            # the first token goes out at once, then text is sent every 30 ms: one browser update per
+            # token would cost more than generating it
+            pending, last_sent = "", 0.0
             for generated in stream_tokens(lm, tokenizer, prompt, config):
                 if not tokens:
                     clock["first"] = time.perf_counter() - clock["start"]
                 tokens.append(generated)
-                if generated.text:
-                    yield as_markdown(generated.text)
+                pending += generated.text
+                if pending and time.perf_counter() - last_sent >= STREAM_EVERY_S:
+                    yield as_markdown(pending)
+                    pending, last_sent = "", time.perf_counter()
+            if pending:
+                yield as_markdown(pending)
 
         try:
             text_box.write_stream(pieces())
