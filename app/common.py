@@ -12,6 +12,7 @@ import torch
 
 from lesson_lib import jobs
 from lesson_lib.experiment import load_trained
+from lesson_lib.plots import metrics_frame
 from lesson_lib.runs import list_runs, read_metrics, runs_dir
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
@@ -33,12 +34,27 @@ def _metrics(path: str, mtime_ns: int, size: int):
     return read_metrics(Path(path))
 
 
-def metrics(run) -> "lesson_lib.runs.Metrics":  # noqa: F821
+def _file_state(run) -> tuple[str, int, int]:
     try:
         stat = os.stat(run.metrics_path)
     except FileNotFoundError:
-        return read_metrics(run.metrics_path)
-    return _metrics(str(run.metrics_path), stat.st_mtime_ns, stat.st_size)
+        return str(run.metrics_path), 0, 0
+    return str(run.metrics_path), stat.st_mtime_ns, stat.st_size
+
+
+def metrics(run) -> "lesson_lib.runs.Metrics":  # noqa: F821
+    """The run's metrics log, read again only when the file has changed."""
+    return _metrics(*_file_state(run))
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _frame(path: str, mtime_ns: int, size: int):
+    return metrics_frame(_metrics(path, mtime_ns, size))
+
+
+def frame(run) -> "pandas.DataFrame":  # noqa: F821
+    """The run's metrics as a DataFrame for the plots, built again only when the file has changed."""
+    return _frame(*_file_state(run))
 
 
 @st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner="Loading the model...")

@@ -128,7 +128,7 @@ def loss_curves(
     show_train: bool = True,
     show_val: bool = True,
     title: str | None = None,
-    max_points: int | None = 1000,
+    max_points: int | None = 400,
 ) -> go.Figure:
     """Training loss (a line, EMA-smoothed if asked) and validation loss (markers) of each run.
 
@@ -165,7 +165,7 @@ def loss_curves(
 
 
 def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None,
-                 max_points: int | None = 1000) -> go.Figure:
+                 max_points: int | None = 400) -> go.Figure:
     """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x."""
     _check_x(x)
     frames = _frames(runs)

@@ -82,9 +82,13 @@ class Metrics:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    _by_kind: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False, compare=False)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("kind") == kind]
+        """The records of one kind, in order (worked out once: the dashboard asks on every redraw)."""
+        if kind not in self._by_kind:
+            self._by_kind[kind] = [r for r in self.records if r.get("kind") == kind]
+        return self._by_kind[kind]
 
 
 def read_metrics(path: Path) -> Metrics:

@@ -1,9 +1,9 @@
 """Runs and loss curves: every run in the runs folder, and the curves of the ones selected."""
 import pandas as pd
 import streamlit as st
-from common import metrics, no_runs_yet, root
+from common import frame, metrics, no_runs_yet, root
 
-from lesson_lib.plots import loss_curves, metric_curve, metrics_frame
+from lesson_lib.plots import loss_curves, metric_curve
 from lesson_lib.runs import list_runs
 
 st.title("Runs and loss curves")
@@ -42,7 +42,8 @@ def runs_section():
     x = middle.radio("x axis", list(X_LABELS), format_func=X_LABELS.get, horizontal=True, key="runs-x")
     log_y = right.checkbox("log-scale loss", key="runs-logy")
 
-    frames = {name: metrics_frame(logs[name]) for name in chosen}
+    by_name = {run.name: run for run in runs}
+    frames = {name: frame(by_name[name]) for name in chosen}
     st.plotly_chart(loss_curves(frames, x=x, smoothing=smoothing, log_y=log_y), width="stretch")
     lr_col, tps_col = st.columns(2)
     lr_col.plotly_chart(metric_curve(frames, "lr", x=x), width="stretch")
