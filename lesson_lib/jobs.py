@@ -30,7 +30,6 @@ class Job:
     pid: int
     run: str  # the run folder's name
     started: float  # time.time() at start
-    log: str  # the process's output, for when it fails before its run folder says why
 
     def alive(self) -> bool:
         return pid_alive(self.pid) and not _is_zombie(self.pid)
@@ -72,9 +71,8 @@ def start(args: list[str], run: str, root: Path | None = None) -> Job:
     if existing:
         raise JobBusy(f"run {existing.run!r} is training (process {existing.pid}); only one training job runs at "
                       "a time: wait for it to finish or stop it first")
-    logs = root / ".logs"
-    logs.mkdir(exist_ok=True)
-    log_path = logs / f"{run}.log"
+    log_path = log_file(run, root)
+    log_path.parent.mkdir(exist_ok=True)
     lock = _lock_path(root)
     try:  # O_EXCL: of two sessions pressing Start at once, exactly one gets the lock
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -86,7 +84,7 @@ def start(args: list[str], run: str, root: Path | None = None) -> Job:
                 [sys.executable, "-m", "lesson_lib", "train", *args, "--quiet"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "LESSON_RUNS_DIR": str(root)}, start_new_session=True)
-        job = Job(pid=process.pid, run=run, started=time.time(), log=str(log_path))
+        job = Job(pid=process.pid, run=run, started=time.time())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(job.__dict__, f)
     except BaseException:
@@ -121,8 +119,15 @@ def wait(job: Job, timeout: float = 60.0) -> bool:
     return False
 
 
-def log_tail(job: Job, lines: int = 20) -> str:
+def log_file(run: str, root: Path | None = None) -> Path:
+    """Where a job's output goes: what it printed before its run folder could say why it failed."""
+    return Path(root or runs_dir()) / ".logs" / f"{run}.log"
+
+
+def log_tail(run: str, root: Path | None = None, lines: int = 20) -> str:
+    """The last lines a job for `run` printed ('' if there is no log)."""
     try:
-        return "\n".join(Path(job.log).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        text = log_file(run, root).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -53,7 +53,7 @@ def test_a_stale_or_damaged_lock_does_not_block(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     lock = root / jobs.LOCK_NAME
-    lock.write_text(json.dumps({"pid": 2**22 + 7, "run": "gone", "started": 0.0, "log": ""}))
+    lock.write_text(json.dumps({"pid": 2**22 + 7, "run": "gone", "started": 0.0}))
     assert jobs.current_job(root) is None and not lock.exists()
     lock.write_text("{half a lock")
     assert jobs.current_job(root) is None and not lock.exists()
@@ -63,4 +63,4 @@ def test_a_failing_job_leaves_its_output(tmp_path):
     root = tmp_path / "runs"
     job = jobs.start(["--data", str(tmp_path / "missing.txt"), "--name", "bad"], "bad", root)
     assert jobs.wait(job, timeout=60)
-    assert "missing.txt" in jobs.log_tail(job)
+    assert "missing.txt" in jobs.log_tail("bad", root)

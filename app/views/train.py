@@ -53,7 +53,7 @@ def outcome(name: str) -> None:
         st.info(f"Run **{name}** was stopped; it saved a checkpoint and can be resumed below.")
     else:
         st.error(f"Run **{name}** did not finish ({status}). The end of its output:")
-        st.code(jobs.log_tail(jobs.Job(0, name, 0.0, str(root() / ".logs" / f"{name}.log"))) or "(no output)")
+        st.code(jobs.log_tail(name, root()) or "(no output)")
 
 
 def start(args: list[str], name: str) -> None:
