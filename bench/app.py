@@ -6,7 +6,7 @@
    streaming (both timed by the browser's own clock), for the starter model (trained first into a temporary runs folder unless --runs-dir
    holds a run named "starter"). Targets (issue 3): first token under 0.3 s, at least 200 tokens/s.
 2. Runs page with 20 runs of 5,000 logged steps each: the page script's time (AppTest, server side),
-   and in the browser the time until its three charts are drawn, opening the app cold and moving to
+   and in the browser the time until its charts are drawn, opening the app cold and moving to
    the page from another one. Target: under 1 s.
 """
 from __future__ import annotations
@@ -94,11 +94,12 @@ def time_generate(url: str, presses: int = 3) -> list[tuple[float, float, str]]:
 
 
 def time_runs_page(url: str, repeats: int = 3) -> tuple[float, list[float]]:
-    """Seconds until the Runs page's three charts are drawn: once opening the app cold (its JavaScript
+    """Seconds until the Runs page's two charts are drawn: once opening the app cold (its JavaScript
     loaded too), then `repeats` times arriving from the Train page through the sidebar, as a user does."""
     from playwright.sync_api import sync_playwright
 
-    charts_drawn = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3"
+    # both charts (loss; learning rate and tokens/s) drawn: each plot div holds its svg once drawn
+    charts_drawn = "() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= 2"
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -130,7 +131,7 @@ def appside_runs_page(root: Path, repeats: int = 3) -> list[float]:
         start = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - start)
-        assert not at.exception and len(at.get("plotly_chart")) == 3
+        assert not at.exception and len(at.get("plotly_chart")) == 2
     return times
 
 
@@ -165,8 +166,8 @@ def main() -> None:
             cold, browser_side = time_runs_page(url)
         print("Runs page, 20 runs x 5,000 logged steps:")
         print(f"  page script (AppTest): {', '.join(f'{t:.2f} s' for t in server_side)} (the first reads the logs)")
-        print(f"  in the browser, opening the app cold until the 3 charts are drawn: {cold:.2f} s")
-        print(f"  in the browser, clicking 'Runs and loss curves' until the 3 charts are drawn: "
+        print(f"  in the browser, opening the app cold until its charts are drawn: {cold:.2f} s")
+        print(f"  in the browser, clicking 'Runs and loss curves' until its charts are drawn: "
               f"{', '.join(f'{t:.2f} s' for t in browser_side)}")
         print(f"  target: under 1 s -> {'met' if max(browser_side) < 1.0 else 'NOT met'} (navigating in the app)")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 from scipy.signal import lfilter
 
 # x-axis choices and their titles, units included
@@ -181,6 +182,25 @@ def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = N
             line=dict(color=COLORS[index % len(COLORS)], width=2),
         ))
     return _layout(fig, x, METRIC_TITLES.get(metric, metric), title)
+
+
+def metric_panels(runs: Runs, metrics: Sequence[str], x: str = "step", max_points: int | None = 400) -> go.Figure:
+    """Several metrics side by side, one panel each, in one figure (one chart to draw, not several)."""
+    _check_x(x)
+    frames = _frames(runs)
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics])
+    for col, metric in enumerate(metrics, start=1):
+        for index, (name, frame) in enumerate(frames.items()):
+            if metric not in frame:
+                continue
+            rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
+            fig.add_trace(go.Scatter(
+                x=rows[x].to_numpy(), y=pd.to_numeric(rows[metric]).to_numpy(), mode="lines", name=name,
+                legendgroup=name, showlegend=col == 1, line=dict(color=COLORS[index % len(COLORS)], width=2),
+            ), row=1, col=col)
+        fig.update_xaxes(title_text=X_AXES[x], row=1, col=col)
+    fig.update_layout(template="plotly_white", hovermode="x unified", legend_title_text="run")
+    return fig
 
 
 def _in_notebook() -> bool:

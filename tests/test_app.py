@@ -59,10 +59,10 @@ def test_runs_page_lists_runs_and_draws_curves(runs):
     assert list(table["name"]) == ["tiny"] and table["status"][0] == "finished"
     assert table["best_val_loss"][0] > 0
     assert at.multiselect(key="runs-chosen").value == ["tiny"]
-    assert len(at.get("plotly_chart")) == 3  # loss, learning rate, tokens/s
+    assert len(at.get("plotly_chart")) == 2  # loss; learning rate and tokens/s side by side
     at.radio(key="runs-x").set_value("tokens").run()
     at.slider(key="runs-smoothing").set_value(0.9).run()
-    assert not at.exception and len(at.get("plotly_chart")) == 3
+    assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
 def test_a_damaged_metrics_line_is_skipped_with_a_warning(runs):
@@ -70,7 +70,7 @@ def test_a_damaged_metrics_line_is_skipped_with_a_warning(runs):
         f.write('{"kind": "train", "step": 21, "train_lo\n')
     at = page("runs")
     assert any("damaged line" in w.value and "tiny" in w.value for w in at.warning)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 2
 
 
 def test_generate_produces_text_and_explains_it(runs):

@@ -126,3 +126,15 @@ def test_long_runs_are_thinned_after_smoothing():
     assert all(full_y[x] == y for x, y in zip(smoothed.x, smoothed.y))  # the same smoothed values, fewer of them
     frame = metrics_frame(records[:10])
     assert thin(frame, 20) is frame and len(thin(frame, 3)) == 4  # rows 0, 4, 8 and the last
+
+
+def test_metric_panels_put_each_metric_in_its_own_panel():
+    from lesson_lib.plots import metric_panels
+
+    records = [{"kind": "train", "step": s, "tokens": s, "time": s, "train_loss": 1.0, "lr": 0.1 * s,
+                "tokens_per_s": 100.0 + s} for s in range(1, 11)]
+    fig = metric_panels({"a": records, "b": records}, ["lr", "tokens_per_s"], x="tokens")
+    assert [t.xaxis for t in fig.data] == ["x", "x", "x2", "x2"]
+    assert [t.showlegend for t in fig.data] == [True, True, False, False]  # one legend entry per run
+    assert list(fig.data[2].y) == [100.0 + s for s in range(1, 11)]
+    assert fig.layout.xaxis.title.text == "tokens seen" and fig.layout.xaxis2.title.text == "tokens seen"

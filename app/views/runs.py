@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 from common import frame, metrics, no_runs_yet, root
 
-from lesson_lib.plots import loss_curves, metric_curve
+from lesson_lib.plots import loss_curves, metric_panels
 from lesson_lib.runs import list_runs
 
 st.title("Runs and loss curves")
@@ -45,9 +45,7 @@ def runs_section():
     by_name = {run.name: run for run in runs}
     frames = {name: frame(by_name[name]) for name in chosen}
     st.plotly_chart(loss_curves(frames, x=x, smoothing=smoothing, log_y=log_y), width="stretch")
-    lr_col, tps_col = st.columns(2)
-    lr_col.plotly_chart(metric_curve(frames, "lr", x=x), width="stretch")
-    tps_col.plotly_chart(metric_curve(frames, "tokens_per_s", x=x), width="stretch")
+    st.plotly_chart(metric_panels(frames, ["lr", "tokens_per_s"], x=x), width="stretch")
 
     def csv() -> bytes:  # built when the button is pressed, not on every redraw
         combined = pd.concat([frame.assign(run=name) for name, frame in frames.items()], ignore_index=True)
