@@ -165,6 +165,16 @@ def loss_curves(
     return _layout(fig, x, LOSS_TITLE, title, log_y)
 
 
+def _metric_lines(frames: dict[str, pd.DataFrame], metric: str, x: str, max_points: int | None):
+    """One line per run that logs `metric`, each run in its own colour."""
+    for index, (name, frame) in enumerate(frames.items()):
+        if metric not in frame:
+            continue
+        rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
+        yield go.Scatter(x=rows[x].to_numpy(), y=pd.to_numeric(rows[metric]).to_numpy(), mode="lines", name=name,
+                         legendgroup=name, line=dict(color=COLORS[index % len(COLORS)], width=2))
+
+
 def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None,
                  max_points: int | None = 400) -> go.Figure:
     """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x."""
@@ -172,15 +182,7 @@ def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = N
     frames = _frames(runs)
     if frames and not any(metric in frame for frame in frames.values()):
         raise ValueError(f"no run logs a metric called {metric!r}; known: {sorted(METRIC_TITLES)}")
-    fig = go.Figure()
-    for index, (name, frame) in enumerate(frames.items()):
-        if metric not in frame:
-            continue
-        rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
-        fig.add_trace(go.Scatter(
-            x=rows[x].to_numpy(), y=pd.to_numeric(rows[metric]).to_numpy(), mode="lines", name=name,
-            line=dict(color=COLORS[index % len(COLORS)], width=2),
-        ))
+    fig = go.Figure(list(_metric_lines(frames, metric, x, max_points)))
     return _layout(fig, x, METRIC_TITLES.get(metric, metric), title)
 
 
@@ -190,14 +192,9 @@ def metric_panels(runs: Runs, metrics: Sequence[str], x: str = "step", max_point
     frames = _frames(runs)
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics])
     for col, metric in enumerate(metrics, start=1):
-        for index, (name, frame) in enumerate(frames.items()):
-            if metric not in frame:
-                continue
-            rows = thin(frame[pd.to_numeric(frame[metric], errors="coerce").notna()], max_points)
-            fig.add_trace(go.Scatter(
-                x=rows[x].to_numpy(), y=pd.to_numeric(rows[metric]).to_numpy(), mode="lines", name=name,
-                legendgroup=name, showlegend=col == 1, line=dict(color=COLORS[index % len(COLORS)], width=2),
-            ), row=1, col=col)
+        for line in _metric_lines(frames, metric, x, max_points):
+            line.showlegend = col == 1  # one legend entry per run
+            fig.add_trace(line, row=1, col=col)
         fig.update_xaxes(title_text=X_AXES[x], row=1, col=col)
     fig.update_layout(template="plotly_white", hovermode="x unified", legend_title_text="run")
     return fig
