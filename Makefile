@@ -42,11 +42,12 @@ lab: $(STAMP)
 	$(PY) -m ipykernel install --prefix $(VENV) --name lesson-lib --display-name "lesson_lib (.venv)" > /dev/null
 	$(PY) -m jupyter lab notebooks
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(PY) bench/train_throughput.py
 	$(PY) bench/generate.py
 	$(PY) bench/starter.py
 	$(PY) bench/app.py
+	$(PY) bench/word2vec.py
 
 clean-venv:
 	rm -rf $(VENV)
