@@ -150,3 +150,13 @@ def test_train_page_follows_a_job_and_stops_it(runs, tmp_path):
     finally:
         jobs.stop(runs)
         jobs.wait(job, timeout=30)
+
+
+def test_train_form_refuses_a_width_the_heads_do_not_divide(runs):
+    at = page("train")
+    at.radio(key="train-mode").set_value("my own settings").run()
+    at.number_input(key="train-heads").set_value(3).run()
+    assert any("divisible" in e.value for e in at.error)
+    assert at.button(key="train-start").disabled
+    at.number_input(key="train-heads").set_value(4).run()
+    assert not at.error and not at.button(key="train-start").disabled

@@ -80,6 +80,7 @@ if st.session_state.get("train-watching"):
 
 new_tab, resume_tab = st.tabs(["New run", "Resume a run"])
 with new_tab:
+    invalid = False  # a setting the model would refuse: the start button stays disabled
     mode = st.radio("Start from", ["a preset", "my own settings"], horizontal=True, key="train-mode")
     if mode == "a preset":
         preset = st.selectbox("Preset", list(PRESETS), key="train-preset",
@@ -100,6 +101,7 @@ with new_tab:
             width = left.number_input("Width (a multiple of the heads)", 16, 1024, 128, step=16, key="train-width")
             if width % heads:
                 st.error(f"The width ({width}) must be divisible by the number of heads ({heads}).")
+                invalid = True
             args += ["--n-head", str(heads), "--n-embd", str(width)]
         args += ["--block-size", str(right.number_input("Context length", 8, 1024, 64, key="train-block")),
                  "--steps", str(left.number_input("Steps", 10, 100000, 1000, step=100, key="train-steps")),
@@ -112,7 +114,7 @@ with new_tab:
     if source.startswith("upload"):
         upload = st.file_uploader(f"A UTF-8 text file, up to {MAX_UPLOAD_MB} MB", type=["txt"], key="train-upload")
     name = st.text_input("Run name", f"{default_name}-{dt.datetime.now():%m%d-%H%M%S}", key="train-name")
-    if st.button("Start training", type="primary", key="train-start"):
+    if st.button("Start training", type="primary", key="train-start", disabled=invalid):
         try:
             check_run_name(name)
             if (root() / name).exists():
