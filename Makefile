@@ -40,7 +40,7 @@ browser:
 
 lab: $(STAMP)
 	$(PY) -m ipykernel install --prefix $(VENV) --name lesson-lib --display-name "lesson_lib (.venv)" > /dev/null
-	$(PY) -m jupyter lab notebooks
+	$(PY) -m jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP) browser
 	$(PY) bench/train_throughput.py
