@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 import torch
 
 from lesson_lib import jobs
 from lesson_lib.experiment import load_trained
 from lesson_lib.plots import metrics_frame
-from lesson_lib.runs import list_runs, read_metrics, runs_dir
+from lesson_lib.runs import Metrics, list_runs, read_metrics, runs_dir
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
 
@@ -42,7 +43,7 @@ def _file_state(run) -> tuple[str, int, int]:
     return str(run.metrics_path), stat.st_mtime_ns, stat.st_size
 
 
-def metrics(run) -> "lesson_lib.runs.Metrics":  # noqa: F821
+def metrics(run) -> Metrics:
     """The run's metrics log, read again only when the file has changed."""
     return _metrics(*_file_state(run))
 
@@ -52,7 +53,7 @@ def _frame(path: str, mtime_ns: int, size: int):
     return metrics_frame(_metrics(path, mtime_ns, size))
 
 
-def frame(run) -> "pandas.DataFrame":  # noqa: F821
+def frame(run) -> pd.DataFrame:
     """The run's metrics as a DataFrame for the plots, built again only when the file has changed."""
     return _frame(*_file_state(run))
 

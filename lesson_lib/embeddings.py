@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .models.word2vec import SkipGram, Word2VecConfig, noise_distribution
-from .runs import runs_dir, write_json
+from .models.word2vec import SkipGram, Word2VecConfig, noise_distribution, skipgram_pairs
+from .runs import atomic_write, runs_dir, write_json
 from .tokenizers import WordTokenizer
 
 Sentences = Sequence[Sequence[str]]
@@ -99,23 +98,6 @@ def keep_probabilities(counts: Sequence[int], sample: float) -> np.ndarray:
         return np.ones_like(counts)
     threshold = sample * counts.sum()
     return np.minimum(1.0, (np.sqrt(counts / threshold) + 1) * threshold / counts)
-
-
-def skipgram_pairs_within(ids: torch.Tensor, owner: torch.Tensor, window: int, generator: torch.Generator
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(center, context) pairs with word2vec.c's random window 1..`window`, never across sentences."""
-    n = ids.numel()
-    spans = torch.randint(1, window + 1, (n,), generator=generator)
-    centers, contexts = [], []
-    for offset in range(1, min(window, n - 1) + 1):
-        same = owner[: n - offset] == owner[offset:]
-        keep = same & (spans[: n - offset] >= offset)  # right neighbour inside the left word's window
-        centers.append(ids[: n - offset][keep]); contexts.append(ids[offset:][keep])
-        keep = same & (spans[offset:] >= offset)  # left neighbour inside the right word's window
-        centers.append(ids[offset:][keep]); contexts.append(ids[: n - offset][keep])
-    if not centers:
-        return ids[:0], ids[:0]
-    return torch.cat(centers), torch.cat(contexts)
 
 
 @torch.no_grad()
@@ -203,7 +185,7 @@ def _train_word2vec(sentences, vocab, config, epochs, lr, batch_size, sample, se
     start = time.perf_counter()
     for epoch in range(epochs):
         kept = torch.rand(words, generator=generator) < keep[ids]
-        center, context = skipgram_pairs_within(ids[kept], owner[kept], config.window, generator)
+        center, context = skipgram_pairs(ids[kept], config.window, generator, owner=owner[kept])
         order = torch.randperm(center.numel(), generator=generator)
         center, context = center[order].to(device), context[order].to(device)
         total_pairs = total_pairs or center.numel() * epochs
@@ -310,20 +292,13 @@ def default_folder(name: str = "word2vec-shakespeare") -> Path:
 
 def save_vectors(folder: str | os.PathLike, vectors: np.ndarray, vocab: Vocab, meta: dict | None = None) -> Path:
     """`vectors.safetensors` and `vocab.json` (words, counts, meta) in `folder`, each written atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     if vectors.shape[0] != len(vocab):
         raise ValueError(f"{vectors.shape[0]} vectors for {len(vocab)} words")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".vectors.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"vectors": torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))}, tmp)
-        os.replace(tmp, folder / "vectors.safetensors")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tensors = {"vectors": torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))}
+    atomic_write(folder / "vectors.safetensors", save(tensors))
     write_json(folder / "vocab.json", {"words": list(vocab.words), "counts": list(vocab.counts),
                                        "meta": meta or {}})
     return folder

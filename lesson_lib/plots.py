@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from scipy.signal import lfilter
+
+if TYPE_CHECKING:
+    from .runs import Metrics
 
 # x-axis choices and their titles, units included
 X_AXES = {"step": "training step", "tokens": "tokens seen", "time": "wall time (s)"}
@@ -35,7 +38,7 @@ METRIC_TITLES = {
 NUMERIC_COLUMNS = ["step", "tokens", "time", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "mfu"]
 COLORS = qualitative.Plotly
 
-Runs = Mapping[str, "pd.DataFrame | list[dict] | runs.Metrics"]
+Runs = Mapping[str, "pd.DataFrame | list[dict] | Metrics"]  # or anything with a .records list
 
 
 def metrics_frame(records: Iterable[Mapping] | pd.DataFrame) -> pd.DataFrame:
@@ -210,6 +213,22 @@ def _in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def show_in_place(figure: go.Figure, handle=None, label: str = "<plotly figure>"):
+    """Show `figure` in a notebook output, or redraw the output `handle` came from; return the handle.
+
+    It sends a raw mime bundle, not the figure: plotly's own display hook ignores the display id and
+    would append a new output on every update instead of redrawing in place. The last drawing is
+    also what a papermill-executed copy keeps.
+    """
+    from IPython.display import display
+
+    bundle = {"application/vnd.plotly.v1+json": json.loads(figure.to_json()), "text/plain": label}
+    if handle is None:
+        return display(bundle, raw=True, display_id=True)
+    handle.update(bundle, raw=True)
+    return handle
+
+
 class LiveLossPlot:
     """A trainer callback that collects metric records and redraws the loss curves as they arrive.
 
@@ -259,16 +278,8 @@ class LiveLossPlot:
         self._pending, self._last_draw = 0, time.monotonic()
         if not self.display:
             return
-        from IPython.display import display
-
-        # a raw mime bundle, not the figure: plotly's own display hook would ignore the display id
-        # and append a new output on every update instead of redrawing in place
-        bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
-                  "text/plain": f"<live loss plot of {self.name!r}: {len(self.records)} records>"}
-        if self._handle is None:
-            self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._handle.update(bundle, raw=True)
+        self._handle = show_in_place(self.figure, self._handle,
+                                     f"<live loss plot of {self.name!r}: {len(self.records)} records>")
 
 
 def live_loss_plot(name: str = "run", **options) -> LiveLossPlot:

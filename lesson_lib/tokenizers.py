@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .runs import atomic_write
 
 # Rust-side threads make a later fork (DataLoader workers, notebooks) print a warning and can
 # deadlock; single-threaded training of a few MB takes seconds anyway. The user's choice wins.
@@ -59,16 +60,7 @@ class Tokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write JSON atomically: a crash mid-write leaves the old file, never half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
 
     def _checked_ids(self, ids: Sequence[int]) -> list[int]:
         """Plain ints (from lists, numpy arrays or tensors), each inside the vocabulary."""

@@ -7,8 +7,8 @@ import torch
 
 from lesson_lib.embeddings import (Vocab, analogy_accuracy, build_vocab, corpus_sentences, keep_probabilities,
                                    load_vectors, nearest, save_vectors, sgns_step, similarity_spearman,
-                                   skipgram_pairs_within, train_word2vec)
-from lesson_lib.models.word2vec import SkipGram, Word2VecConfig
+                                   train_word2vec)
+from lesson_lib.models.word2vec import SkipGram, Word2VecConfig, skipgram_pairs
 
 
 def test_sentences_and_vocab_min_count():
@@ -49,7 +49,7 @@ def test_subsampling_formula_and_determinism():
 def test_pairs_stay_inside_sentences_and_windows():
     ids = torch.arange(10)
     owner = torch.tensor([0] * 5 + [1] * 5)
-    centers, contexts = skipgram_pairs_within(ids, owner, 3, torch.Generator().manual_seed(0))
+    centers, contexts = skipgram_pairs(ids, 3, torch.Generator().manual_seed(0), owner=owner)
     assert len(centers) > 0
     assert torch.all(owner[centers] == owner[contexts])
     distance = (centers - contexts).abs()

@@ -57,16 +57,24 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> torch.Tensor:
     return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
 
 
-def skipgram_pairs(ids: np.ndarray, window: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def skipgram_pairs(ids, window: int, generator: torch.Generator, owner: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """All (center, context) pairs of a token stream, each center with a random window 1..`window`
-    (as word2vec.c does, so near words are paired more often than far ones)."""
-    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    n = ids_t.numel()
+    (as word2vec.c does, so near words are paired more often than far ones).
+
+    `owner`, one value per token (e.g. its sentence's number), keeps pairs from crossing between
+    tokens with different owners.
+    """
+    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64)) if not torch.is_tensor(ids) else ids
+    n = ids.numel()
     spans = torch.randint(1, window + 1, (n,), generator=generator)
     centers, contexts = [], []
-    for offset in range(1, window + 1):
-        keep = spans[: n - offset] >= offset  # pairs (i, i + offset) within i's window
-        centers.append(ids_t[: n - offset][keep]); contexts.append(ids_t[offset:][keep])
-        keep = spans[offset:] >= offset  # pairs (i, i - offset)
-        centers.append(ids_t[offset:][keep]); contexts.append(ids_t[: n - offset][keep])
+    for offset in range(1, min(window, n - 1) + 1):
+        same = owner[: n - offset] == owner[offset:] if owner is not None else True
+        keep = same & (spans[: n - offset] >= offset)  # pairs (i, i + offset) within i's window
+        centers.append(ids[: n - offset][keep]); contexts.append(ids[offset:][keep])
+        keep = same & (spans[offset:] >= offset)  # pairs (i, i - offset) within i's window
+        centers.append(ids[offset:][keep]); contexts.append(ids[: n - offset][keep])
+    if not centers:
+        return ids[:0], ids[:0]
     return torch.cat(centers), torch.cat(contexts)
