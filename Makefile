@@ -16,11 +16,14 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 # The course's main job: the dashboard. With no runs yet it offers to train the starter model.
+# It listens on this machine only (.streamlit/config.toml); ADDRESS=0.0.0.0 opens it to the network.
 PORT ?= 8501
+ADDRESS ?= localhost
 app: $(STAMP)
 	@echo "The dashboard: open http://localhost:$(PORT) in a browser (Ctrl-C here stops it)."
-	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false
+	@if [ "$(ADDRESS)" = localhost ]; then echo "It listens on this machine only; to open it to your network: make app ADDRESS=0.0.0.0"; \
+		else echo "Listening on $(ADDRESS): anyone who can reach this machine can start training jobs here."; fi
+	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest

@@ -14,6 +14,7 @@ import torch
 from lesson_lib import jobs
 from lesson_lib.experiment import load_trained
 from lesson_lib.plots import metrics_frame
+from lesson_lib.presets import get_preset
 from lesson_lib.runs import Metrics, list_runs, read_metrics, runs_dir
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
@@ -59,21 +60,22 @@ def frame(run) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner="Loading the model...")
-def model(run_path: str, checkpoint: str, mtime_ns: int):
-    """A loaded model, its tokenizer and checkpoint meta; shared by all sessions."""
-    return load_trained(run_path, checkpoint)
+def model(run_path: str, checkpoint: str, version: int):
+    """A loaded model, its tokenizer and checkpoint meta; shared by all sessions. `version` changes
+    when the checkpoint's weights are rewritten, so a stale model is never served."""
+    return load_trained(Path(run_path), checkpoint)
 
 
 def start_starter_button(key: str) -> None:
     """The one button a newcomer sees: train the starter model in the background."""
     job = jobs.current_job(root())
-    if job:
-        st.info(f"Run **{job.run}** is training. Follow it on the **Train** page.")
+    if job or jobs.starting(root()):
+        st.info(f"Run **{job.run if job else 'a new run'}** is training. Follow it on the **Train** page.")
         return
     if st.button("Train the starter model", type="primary", key=key,
                  help="A small character-level GPT on Shakespeare: about a minute on 2 CPU cores"):
         try:
-            jobs.start(["--preset", "starter", "--name", "starter"], "starter", root())
+            jobs.start({**get_preset("starter"), "preset": "starter"}, "starter", root())
         except (jobs.JobBusy, ValueError, OSError) as e:
             st.error(str(e))
             return

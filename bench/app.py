@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,27 +25,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from test_browser import CHROMIUM, GENERATED_CHARS_JS, launch, running_dashboard  # noqa: E402
 
+from lesson_lib.runs import Run  # noqa: E402
+
 
 def fake_runs(root: Path, runs: int = 20, steps: int = 5000) -> None:
     """`runs` run folders, each logging `steps` training records and an evaluation every 100 steps."""
     rng = np.random.default_rng(0)
     for r in range(runs):
-        folder = root / f"run-{r:02d}"
-        folder.mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps({
-            "name": folder.name, "data": {"tokenizer": "char"}, "model": {"family": "gpt"}, "n_params": 806528,
-            "train": {"max_steps": steps}}))
-        lines = [json.dumps({"kind": "event", "event": "start", "step": 0})]
-        for step in range(1, steps + 1):
-            loss = 1.5 + 2.7 * np.exp(-step / (800 + 40 * r)) + 0.05 * rng.standard_normal()
-            lines.append(json.dumps({"kind": "train", "step": step, "tokens": step * 768, "time": step * 0.04,
-                                     "train_loss": loss, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 2e4,
-                                     "mfu": 0.6}))
-            if step % 100 == 0:
-                lines.append(json.dumps({"kind": "eval", "step": step, "tokens": step * 768, "time": step * 0.04,
-                                         "val_loss": loss + 0.05}))
-        lines.append(json.dumps({"kind": "event", "event": "end", "status": "finished", "step": steps}))
-        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        with Run.create(f"run-{r:02d}", root) as run:
+            run.write_config({"name": run.name, "data": {"tokenizer": "char"}, "model": {"family": "gpt"},
+                              "n_params": 806528, "train": {"max_steps": steps}})
+            records = [{"kind": "event", "event": "start", "step": 0}]
+            for step in range(1, steps + 1):
+                loss = 1.5 + 2.7 * np.exp(-step / (800 + 40 * r)) + 0.05 * rng.standard_normal()
+                records.append({"kind": "train", "step": step, "tokens": step * 768, "time": step * 0.04,
+                                "train_loss": loss, "lr": 1e-3, "grad_norm": 1.0, "tokens_per_s": 2e4, "mfu": 0.6})
+                if step % 100 == 0:
+                    records.append({"kind": "eval", "step": step, "tokens": step * 768, "time": step * 0.04,
+                                    "val_loss": loss + 0.05})
+            records.append({"kind": "event", "event": "end", "status": "finished", "step": steps})
+            run.log(*records)
 
 
 # Installed in the page before pressing Generate: timestamps, taken in the browser itself, of the click,
@@ -143,10 +142,10 @@ def main() -> None:
         sys.exit(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium) and playwright")
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs_dir or Path(tmp) / "runs"
-        if not (runs / "starter" / "checkpoints").is_dir():
+        if not (runs / "starter").is_dir() or not Run(runs / "starter").checkpoints():
             print("training the starter model first (about a minute)...", flush=True)
             subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--preset", "starter", "--name", "starter",
-                            "--quiet"], env={**__import__("os").environ, "LESSON_RUNS_DIR": str(runs)}, check=True,
+                            "--quiet"], env={**os.environ, "LESSON_RUNS_DIR": str(runs)}, check=True,
                            stdout=subprocess.DEVNULL)
         with running_dashboard(runs) as url:
             results = time_generate(url)

@@ -8,13 +8,14 @@ its wall time and final val loss. Target (issue 2): val loss <= 2.0 within 2 min
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lesson_lib.runs import Run
 
 
 def main() -> None:
@@ -24,9 +25,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--preset", "starter", "--name", "bench",
                         "--quiet"], env=env, check=True)
         wall = time.perf_counter() - start
-        records = [json.loads(line) for line in (Path(runs) / "bench" / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in records if r.get("kind") == "eval"]
-    train = [r for r in records if r.get("kind") == "train"]
+        log = Run(Path(runs) / "bench").metrics()
+    evals, train = log.of_kind("eval"), log.of_kind("train")
     first_under_2 = next((r for r in evals if r["val_loss"] <= 2.0), None)
     print(f"starter preset: {train[-1]['step']} steps, {train[-1]['tokens']:,} tokens")
     print(f"wall time, whole command: {wall:.1f} s (training loop {train[-1]['time']:.1f} s)")

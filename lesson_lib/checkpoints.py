@@ -1,19 +1,26 @@
 """Checkpoints: weights as safetensors, trainer state as plain tensors and numbers, written atomically.
 
-    checkpoints/step_000500/
-        model.safetensors   the weights (a tied weight stored once); loads without running code
-        trainer.pt          optimizer state, step, tokens seen, every RNG state and the data
-                            generator's state; loads with torch.load(weights_only=True)
-        meta.json           step, tokens, val loss, the model spec: readable without torch
-    checkpoints/best.json   {"name": "step_000500", "val_loss": ...}
+    checkpoints/                  (a run's `Run.checkpoints_path`: every function here takes it)
+        step_0000500/
+            model.safetensors     the weights (a tied weight stored once); loads without running code
+            trainer.pt            optimizer state, step, tokens seen, every RNG state and the data
+                                  generator's state; loads with torch.load(weights_only=True)
+            meta.json             step, tokens, val loss, the model spec: readable without torch
+        best.json                 {"name": "step_0000500", "step": 500, "val_loss": ...}
 
-A checkpoint is written into a hidden temporary folder and renamed into place only when every
-file is complete, so a crash or a full disk mid-save leaves the previous checkpoints intact.
+A checkpoint is written into a hidden temporary folder, every file and the folder fsynced, then
+renamed into place: a crash, a kill or a full disk mid-save leaves the previous checkpoints intact,
+and one saved again at the same step replaces the old one only once the new one is complete. Only
+the process holding the run's writer lock (see `runs.Run`) saves or prunes.
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,23 +28,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
-from .runs import read_json, write_json
+from .fileio import fsync_dir, fsync_file, read_json, write_json
 
 _PREFIX = "step_"
+_NAME = re.compile(r"^step_\d{7,}$")
+_TEMPORARY = re.compile(r"^\.(tmp|old)-(\d+)-")  # .tmp-<pid>-...: being written; .old-<pid>-...: being replaced
 
 
 def checkpoint_name(step: int) -> str:
     return f"{_PREFIX}{step:07d}"
 
 
-def list_checkpoints(run_path: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (half-written temporary folders are ignored)."""
-    folder = Path(run_path) / "checkpoints"
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints in a run's checkpoints folder, oldest first (temporary folders are ignored)."""
+    folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and (p / "meta.json").exists()]
+    found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "meta.json").exists()]
     return sorted(found, key=lambda p: p.name)
 
 
@@ -66,74 +75,142 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run_path: Path, model: torch.nn.Module, trainer_state: dict[str, Any], meta: dict[str, Any],
+def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[str, Any], meta: dict[str, Any],
                     keep_last: int = 3) -> Path:
     """Write a checkpoint atomically, update best.json, and delete old ones beyond `keep_last`.
 
     The checkpoint with the best val loss is never deleted.
     """
-    folder = Path(run_path) / "checkpoints"
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / checkpoint_name(int(meta["step"]))
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".tmp-{os.getpid()}-"))
     try:
-        save_model(model, str(tmp / "model.safetensors"))
-        torch.save(trainer_state, tmp / "trainer.pt")
+        _save_weights(model, tmp / "model.safetensors")
+        buffer = io.BytesIO()  # torch.save reports a full disk as a RuntimeError; plain writes say ENOSPC
+        torch.save(trainer_state, buffer)
+        (tmp / "trainer.pt").write_bytes(buffer.getbuffer())
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if final.exists():  # the same step saved again (e.g. after a resume): replace it
-            shutil.rmtree(final)
-        tmp.rename(final)
+        for name in ("model.safetensors", "trainer.pt", "meta.json"):
+            fsync_file(tmp / name)
+        fsync_dir(tmp)
+        _move_into_place(tmp, final)
+        fsync_dir(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     val = meta.get("val_loss")
-    best = read_best(run_path)
+    best = read_best(folder)
     if val is not None and (best is None or val <= best["val_loss"] or not (folder / best["name"]).exists()):
         write_json(folder / "best.json", {"name": final.name, "step": meta["step"], "val_loss": val})
-    _prune(run_path, keep_last)
+    prune(folder, keep_last)
     return final
 
 
-def read_best(run_path: Path) -> dict[str, Any] | None:
-    path = Path(run_path) / "checkpoints" / "best.json"
-    if not path.exists():
-        return None
+def _save_weights(model: torch.nn.Module, path: Path) -> None:
     try:
-        return read_json(path)
-    except ValueError:
+        save_model(model, str(path))
+    except Exception as e:  # safetensors wraps I/O errors in its own type, without an errno
+        if "os error 28" in str(e) or "No space left" in str(e):
+            raise OSError(errno.ENOSPC, f"No space left on device while writing {path.name}") from None
+        raise
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename the complete `tmp` to `final`. An old `final` is set aside first and deleted only after."""
+    if not final.exists():
+        tmp.rename(final)
+        return
+    old = final.with_name(f".old-{os.getpid()}-{final.name}")
+    final.rename(old)
+    try:
+        tmp.rename(final)
+    except BaseException:
+        old.rename(final)  # the new one could not be put in place: the old one goes back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(folder: Path) -> None:
+    """Undo what a writer killed between the two renames of `_move_into_place` left behind."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for old in folder.glob(".old-*"):
+        match = _TEMPORARY.match(old.name)
+        name = old.name[match.end():] if match else ""
+        if _NAME.match(name) and not (folder / name).exists() and not _may_be_writing(int(match.group(2))):
+            old.rename(folder / name)
+
+
+def read_best(folder: Path) -> dict[str, Any] | None:
+    """best.json, or None when it is missing, damaged, or names anything but a checkpoint of this run."""
+    path = Path(folder) / "best.json"
+    try:
+        best = read_json(path)
+    except (FileNotFoundError, ValueError):
         return None
+    if not isinstance(best, dict) or not _NAME.match(str(best.get("name", ""))):
+        return None  # also refuses "../../elsewhere": best.json never leads out of its folder
+    val = best.get("val_loss")
+    if isinstance(val, bool) or not isinstance(val, (int, float)):
+        return None
+    return best
 
 
-def _prune(run_path: Path, keep_last: int) -> None:
-    checkpoints = list_checkpoints(run_path)
-    best = read_best(run_path)
+def prune(folder: Path, keep_last: int) -> None:
+    """Delete checkpoints beyond the last `keep_last` (never the best), and temporary folders left by
+    writers that have died. A live process's temporary folder is never touched."""
+    folder = Path(folder)
+    checkpoints = list_checkpoints(folder)
+    best = read_best(folder)
     protected = {p.name for p in checkpoints[-max(keep_last, 1):]} | ({best["name"]} if best else set())
     for p in checkpoints:
         if p.name not in protected:
             shutil.rmtree(p, ignore_errors=True)
-    for stale in (Path(run_path) / "checkpoints").glob(".tmp-*"):  # left by a crash mid-save
-        shutil.rmtree(stale, ignore_errors=True)
+    recover(folder)
+    for leftover in folder.glob(".tmp-*"):
+        match = _TEMPORARY.match(leftover.name)
+        if match and not _may_be_writing(int(match.group(2))):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
-def resolve_checkpoint(run_path: Path, which: str | int = "latest") -> Path:
+def _may_be_writing(pid: int) -> bool:
+    """Whether process `pid` may still be writing a temporary folder it named after itself."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()  # this process prunes between saves: what it left is a leftover
+
+
+def resolve_checkpoint(folder: Path, which: str | int = "latest") -> Path:
     """The folder of checkpoint `which`: "latest", "best", a step number or a folder name."""
-    checkpoints = list_checkpoints(run_path)
+    folder = Path(folder)
+    checkpoints = list_checkpoints(folder)
     if not checkpoints:
-        raise FileNotFoundError(f"run {Path(run_path).name!r} has no checkpoint yet: train it first "
+        raise FileNotFoundError(f"run {folder.parent.name!r} has no checkpoint yet: train it first "
                                 "(or wait for its first checkpoint)")
     if which == "latest":
         return checkpoints[-1]
     if which == "best":
-        best = read_best(run_path)
-        if best and (Path(run_path) / "checkpoints" / best["name"]).exists():
-            return Path(run_path) / "checkpoints" / best["name"]
+        best = read_best(folder)
+        if best and (folder / best["name"]).exists():
+            return folder / best["name"]
         return checkpoints[-1]
     name = checkpoint_name(int(which)) if str(which).isdigit() else str(which)
     for p in checkpoints:
         if p.name == name:
             return p
-    raise FileNotFoundError(f"run {Path(run_path).name!r} has no checkpoint {which!r}; it has: "
+    raise FileNotFoundError(f"run {folder.parent.name!r} has no checkpoint {which!r}; it has: "
                             f"{', '.join(p.name for p in checkpoints)}, 'latest' and 'best'")
+
+
+def weights_version(checkpoint: Path) -> int:
+    """Changes whenever the checkpoint's weights are rewritten (for caches of loaded models)."""
+    return (Path(checkpoint) / "model.safetensors").stat().st_mtime_ns
 
 
 def load_weights(model: torch.nn.Module, checkpoint: Path) -> None:
@@ -154,10 +231,42 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: this checkpoint cannot be resumed from; pick another")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is damaged and cannot be read ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path} is damaged and cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(state, dict) or not {"optimizer", "step", "tokens", "ranks"} <= set(state):
+        raise ValueError(f"{path} is not a trainer state written by lesson_lib")
+    return state
+
+
+def newest_loadable(folder: Path) -> tuple[Path | None, list[tuple[str, str]]]:
+    """The newest checkpoint whose every file reads back, and the (name, reason) of newer ones that do not.
+
+    Resuming starts from it: a checkpoint damaged on disk (a torn file, a bad sector, a hand edit)
+    costs the steps since the one before it, not the run.
+    """
+    skipped = []
+    for checkpoint in reversed(list_checkpoints(folder)):
+        try:
+            meta = read_meta(checkpoint)
+            state = load_trainer_state(checkpoint)
+            if meta.get("step") != state["step"]:
+                raise ValueError(f"meta.json says step {meta.get('step')}, trainer.pt says {state['step']}")
+            load_file(str(checkpoint / "model.safetensors"))  # reads every tensor: a torn file fails here
+        except Exception as e:  # noqa: BLE001 - any failure to read means: not this one
+            skipped.append((checkpoint.name, str(e)[:300]))
+            continue
+        return checkpoint, skipped
+    return None, skipped
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
     return read_json(Path(checkpoint) / "meta.json")
+
+
+def size_on_disk(folder: Path) -> int | None:
+    """Bytes of the newest checkpoint: about what the next one needs (None before the first)."""
+    checkpoints = list_checkpoints(folder)
+    if not checkpoints:
+        return None
+    return sum(p.stat().st_size for p in checkpoints[-1].iterdir() if p.is_file())

@@ -2,16 +2,22 @@
 
     python -m lesson_lib train --preset starter
     python -m lesson_lib train --data my.txt --model lstm --steps 500
+    python -m lesson_lib train --spec my_spec.json --name my-run
     python -m lesson_lib generate --run starter --prompt "ROMEO:"
     python -m lesson_lib runs
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from .device import PRECISIONS
+from .models import FAMILIES
 from .presets import PRESETS, get_preset
+from .sampling import MAX_NEW_TOKENS
+from .tokenizers import TOKENIZER_KINDS
 
 # command-line flag -> where it goes in the run spec
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout")
@@ -30,9 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default=None, help="start from this preset (default: starter's settings)")
     t.add_argument("--name", help="run folder name (default: the preset or model name, made unique)")
     t.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint")
+    t.add_argument("--spec", metavar="FILE", help="a run spec as JSON (the shape of a preset); flags apply on top")
     t.add_argument("--data", help="'shakespeare' or the path of any UTF-8 .txt file")
-    t.add_argument("--model", choices=["bigram", "mlp", "lstm", "gpt"], help="model family")
-    t.add_argument("--tokenizer", choices=["char", "word", "bpe"])
+    t.add_argument("--model", choices=list(FAMILIES), help="model family")
+    t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS))
     t.add_argument("--vocab-size", type=int, help="vocabulary size for word and bpe tokenizers")
     for flag in _MODEL_FLAGS:
         t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int)
@@ -43,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-interval", type=int)
     t.add_argument("--grad-accum", type=int)
     t.add_argument("--device", help="auto | cpu | cuda | mps")
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--precision", choices=list(PRECISIONS))
     t.add_argument("--seed", type=int)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -51,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--run", required=True, help="run name (see: python -m lesson_lib runs)")
     g.add_argument("--prompt", default="\n", help="text to continue")
     g.add_argument("--checkpoint", default="best", help="best | latest | a step number")
-    g.add_argument("--max-new-tokens", type=int, default=300)
+    g.add_argument("--max-new-tokens", type=int, default=300, help=f"at most {MAX_NEW_TOKENS}")
     g.add_argument("--temperature", type=float, default=0.8, help="0 means greedy")
     g.add_argument("--top-k", type=int)
     g.add_argument("--top-p", type=float)
@@ -65,11 +72,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     """The run spec a `train` command line describes: the preset, then each flag given on top."""
-    spec = get_preset(args.preset or "starter")
-    spec["preset"] = args.preset
+    spec = _read_spec(args.spec) if args.spec else get_preset(args.preset or "starter")
+    spec.setdefault("preset", None)
+    if args.preset or not args.spec:
+        spec["preset"] = args.preset
     spec.pop("description", None)
-    if args.model and args.model != spec["model"]["family"]:
-        spec["model"] = {"family": args.model, "block_size": spec["model"]["block_size"]}
+    spec.setdefault("model", {"family": "gpt"})
+    spec.setdefault("train", {})
+    if args.model and args.model != spec["model"].get("family"):
+        spec["model"] = {"family": args.model, **({"block_size": spec["model"]["block_size"]}
+                                                  if "block_size" in spec["model"] else {})}
     for key in ("data", "tokenizer", "vocab_size"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
@@ -79,6 +91,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     for flag, field in _TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             spec["train"][field] = getattr(args, flag)
+    if args.spec:
+        return spec
     if not args.preset and (args.model or args.data):
         spec["preset"] = None
     elif not args.preset:
@@ -86,13 +100,37 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
+def _read_spec(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"spec file {path} is missing") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"spec file {path} is not valid JSON ({e})") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"spec file {path} must hold a JSON object (the shape of a preset)")
+    return spec
+
+
+def _say(record: dict) -> None:
+    """Print what the trainer has to tell a person: restarts, skipped checkpoints, why a run ended."""
+    if record.get("message") and (record.get("kind") == "note" or record.get("event") in ("start", "resume")):
+        print(f"note: {record['message']}", file=sys.stderr, flush=True)
+
+
 def _train(args) -> int:
     from .experiment import resume_run, start_run
 
     if args.resume:
-        result = resume_run(args.resume, max_steps=args.steps, progress=not args.quiet)
+        given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", *_MODEL_FLAGS,
+                                   *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
+        if given:
+            raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "
+                             f"(got --{given[0].replace('_', '-')})")
+        result = resume_run(args.resume, max_steps=args.steps, callback=_say, progress=not args.quiet)
     else:
-        result = start_run(build_spec(args), name=args.name, progress=not args.quiet)
+        result = start_run(build_spec(args), name=args.name, callback=_say, progress=not args.quiet)
     run_name = result.run
     val = f"{result.last_val_loss:.4f}" if result.last_val_loss is not None else "n/a"
     print(f"{result.status}: run {run_name!r}, step {result.step}, val loss {val}, {result.elapsed:.1f} s")
@@ -142,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"train": _train, "generate": _generate, "runs": _runs}[args.command]
     try:
         return handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,11 +15,19 @@ import time
 import numpy as np
 import torch
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on a CUDA GPU that has it, else fp32
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # what `pick_device` accepts, besides "auto" (and "cuda:N")
+
 
 def pick_device(preferred: str | None = None) -> torch.device:
     """The device to train on: `preferred` if given ('cpu', 'cuda', 'cuda:1', 'mps'), else the best found."""
     if preferred not in (None, "", "auto"):
-        device = torch.device(preferred)
+        try:
+            device = torch.device(preferred)
+        except (RuntimeError, TypeError):
+            device = None
+        if device is None or device.type not in DEVICE_TYPES:
+            raise ValueError(f"unknown device {preferred!r}; use auto, {', '.join(DEVICE_TYPES)} or cuda:N")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {preferred!r} asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
         if device.type == "mps" and not torch.backends.mps.is_available():
@@ -37,8 +45,8 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
     precision: 'auto' (bf16 on a CUDA GPU that supports it, else fp32), 'fp32', 'bf16', 'fp16'.
     """
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be one of auto, fp32, bf16, fp16; got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp32":
         return None
     if precision == "auto":

@@ -5,6 +5,7 @@ the package calls them unconditionally.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -27,7 +28,17 @@ def setup(device: torch.device) -> torch.device:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # leave the group before the interpreter exits: a process that exits with the group's threads
+        # still running can die of "terminate called without an active exception" (seen under load)
+        atexit.register(_teardown)
     return device
+
+
+def _teardown() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def broadcast(value: Any) -> Any:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from .models.word2vec import SkipGram, Word2VecConfig, noise_distribution, skipgram_pairs
-from .runs import atomic_write, runs_dir, write_json
+from .fileio import atomic_write, write_json
+from .runs import runs_dir
 from .tokenizers import WordTokenizer
 
 Sentences = Sequence[Sequence[str]]

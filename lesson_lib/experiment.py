@@ -3,6 +3,11 @@
     spec = get_preset("starter")          # or any dict of the same shape
     result = start_run(spec, name="my-run")
     model, tokenizer, meta = load_trained("my-run")
+
+Everything a spec says is checked before its run folder is made, so a bad setting (a dropout of 2,
+a learning rate of nan, an unknown device, a BPE vocabulary too small for its text, a batch too big
+for this machine's memory) costs an error message and nothing else: no folder is left behind to
+block the name.
 """
 from __future__ import annotations
 
@@ -11,34 +16,48 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Callable
 
-
-
 from . import checkpoints as ckpt
+from . import distributed, memory
 from .config import from_dict, to_dict
 from .data import load_corpus, split_train_val, to_token_array
-from . import distributed
 from .device import pick_device, seed_everything
-from .models import FAMILIES, LanguageModel, build_model
-from .runs import Run, runs_dir
-from .tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from .models import FAMILIES, LanguageModel, build_model, model_config
+from .runs import Run, RunBusy, check_run_name, run_exists, runs_dir
+from .tokenizers import TOKENIZER_KINDS, Tokenizer, load_tokenizer, train_tokenizer
 from .training import TrainConfig, TrainData, TrainResult, train
 
 SPEC_KEYS = {"description", "data", "tokenizer", "vocab_size", "val_fraction", "model", "train", "preset"}
 
 
 def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults and validate a run spec; errors name the bad key."""
+    """Fill defaults and validate every part of a run spec that can be checked before its text is read.
+
+    Errors name the bad key. The model is checked with its vocabulary size left open (the tokenizer
+    decides it); `start_run` checks it again once that is known.
+    """
+    if not isinstance(spec, dict):
+        raise TypeError(f"a run spec is a dict, got {type(spec).__name__}")
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ValueError(f"unknown run spec key(s) {unknown}; valid keys are: {', '.join(sorted(SPEC_KEYS))}")
     spec = {"data": "shakespeare", "tokenizer": "char", "vocab_size": None, "val_fraction": 0.1, **spec}
-    if spec["tokenizer"] not in ("char", "word", "bpe"):
-        raise ValueError(f"unknown tokenizer {spec['tokenizer']!r}; choose one of: char, word, bpe")
+    if not isinstance(spec["data"], str) or not spec["data"]:
+        raise TypeError(f"the spec's data must be 'shakespeare' or a file path, got {spec['data']!r}")
+    if spec["tokenizer"] not in TOKENIZER_KINDS:
+        raise ValueError(f"unknown tokenizer {spec['tokenizer']!r}; choose one of: {', '.join(TOKENIZER_KINDS)}")
+    vocab = spec["vocab_size"]
+    if vocab is not None and (not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 2):
+        raise ValueError(f"vocab_size must be a whole number of at least 2 (or unset), got {vocab!r}")
+    fraction = spec["val_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 0.5:
+        raise ValueError(f"val_fraction must be a number between 0 and 0.5, got {fraction!r}")
     model = dict(spec.get("model") or {"family": "gpt"})
     if model.get("family") not in FAMILIES:
         raise ValueError(f"unknown model family {model.get('family')!r}; choose one of: {', '.join(FAMILIES)}")
+    model_config({**model, "vocab_size": model.get("vocab_size", 2)})  # every other field checked now
     spec["model"] = model
-    from_dict(TrainConfig, spec.get("train") or {})  # fail now, not after the data is encoded
+    config = from_dict(TrainConfig, spec.get("train") or {})  # fail now, not after the data is encoded
+    pick_device(config.device)  # an unknown or missing device, too
     return spec
 
 
@@ -57,67 +76,115 @@ def prepare_data(source: str, tokenizer_kind: str, vocab_size: int | None = None
     return tokenizer, TrainData(train_ids, val_ids, chars_per_token), info
 
 
-def _free_name(base: str, root: Path) -> str:
-    name, n = base, 2
-    while (root / name).exists():
-        name, n = f"{base}-{n}", n + 1
-    return name
+def _claim(name: str | None, base: str, root: Path) -> Run:
+    """Create and lock the run folder `name`, or the first free one of base, base-2, base-3, ..."""
+    if name is not None:
+        return Run.create(name, root)
+    for n in range(1, 10_000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        if run_exists(candidate, root):
+            continue
+        try:
+            return Run.create(candidate, root)
+        except (FileExistsError, RunBusy):  # taken a moment ago by another process
+            continue
+    raise FileExistsError(f"no free run name of the form {base}-N in {root}: pass a name")
 
 
 def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None = None,
               callback: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
-    """Create a run folder for `spec`, train it, and return the result."""
+    """Check `spec`, prepare its data, then create the run folder, train, and return the result."""
     spec = check_spec(spec)
+    if name is not None:
+        check_run_name(name)
     root = Path(root or runs_dir())
     config = from_dict(TrainConfig, spec.get("train") or {})
-    rank, _ = distributed.rank_and_world()
-    distributed.setup(pick_device(config.device))  # under torchrun: join the group before agreeing on a name
-    if rank == 0:
-        name = name or _free_name(spec.get("preset") or spec["model"]["family"], root)
-        run = Run.create(name, root)
-    name = distributed.broadcast(name if rank == 0 else None)  # every process trains the same run
-    run = Run(root / name) if rank != 0 else run
     tokenizer, data, info = prepare_data(spec["data"], spec["tokenizer"], spec["vocab_size"], spec["val_fraction"])
     model_spec = {**spec["model"], "vocab_size": tokenizer.vocab_size}
-    seed_everything(config.seed)  # the same seed gives the same initial weights on every process
-    model = build_model(model_spec)
+    model_config(model_spec)
+    device = pick_device(config.device)
+    memory.check_fits(memory.predict_training_memory(model_spec, config.batch_size, config.grad_accum,
+                                                     config.precision, device=device), device)
+    rank, _ = distributed.rank_and_world()
+    distributed.setup(device)  # under torchrun: join the group before agreeing on a name
+    run = _claim(name, spec.get("preset") or spec["model"]["family"], root) if rank == 0 else None
+    name = distributed.broadcast(run.name if rank == 0 else None)  # every process trains the same run
     if rank != 0:
+        run = Run(root / name)
+    try:
+        seed_everything(config.seed)  # the same seed gives the same initial weights on every process
+        model = build_model(model_spec)
+        if rank == 0:
+            tokenizer.save(run.tokenizer_path)
+            run.write_config({
+                "name": name, "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "preset": spec.get("preset"), "data": info, "model": model_spec, "train": to_dict(config),
+                "val_fraction": spec["val_fraction"], "n_params": model.num_params(),
+                "flops_per_token": model.flops_per_token(),
+            })
+            if run.restarted_from and callback is not None:
+                callback({"kind": "note", "message": f"run {name!r} had {run.restarted_from}: "
+                                                     "nothing to resume, so it starts again from scratch"})
         return train(model, data, config, run, callback=callback, progress=progress)
-    tokenizer.save(run.tokenizer_path)
-    run.write_config({
-        "name": name, "created": dt.datetime.now().isoformat(timespec="seconds"), "preset": spec.get("preset"),
-        "data": info, "model": model_spec, "train": to_dict(config), "val_fraction": spec["val_fraction"],
-        "n_params": model.num_params(), "flops_per_token": model.flops_per_token(),
-    })
-    return train(model, data, config, run, callback=callback, progress=progress)
+    finally:
+        run.release()
+
+
+def resume_point(run: Run) -> int:
+    """The step a resume of `run` would continue from (its newest loadable checkpoint; 0 if none)."""
+    checkpoint, _ = ckpt.newest_loadable(run.checkpoints_path)
+    return int(ckpt.read_meta(checkpoint)["step"]) if checkpoint else 0
 
 
 def resume_run(name: str, root: Path | None = None, max_steps: int | None = None,
                callback: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
-    """Continue a run from its latest checkpoint (optionally with a new step budget)."""
+    """Continue a run from its newest loadable checkpoint (optionally with a new step budget).
+
+    Refused while another process writes the run, and when `max_steps` is below the step the run
+    has reached (nothing is written then).
+    """
     run = Run.open(name, root)
-    config_json = run.read_config()
-    tokenizer = load_tokenizer(run.tokenizer_path)
-    data_info = config_json["data"]
-    _, data, _ = prepare_data(data_info["source"], data_info["tokenizer"], val_fraction=config_json["val_fraction"],
-                              tokenizer=tokenizer)
-    model = build_model(config_json["model"])
-    config = from_dict(TrainConfig, config_json["train"])
-    if max_steps is not None and max_steps != config.max_steps:
-        config = dataclasses.replace(config, max_steps=max_steps)
-        run.write_config({**config_json, "train": to_dict(config)})
-    return train(model, data, config, run, callback=callback, resume=True, progress=progress)
+    rank, _ = distributed.rank_and_world()
+    if rank == 0:  # under torchrun, rank 0 alone writes
+        run.acquire()
+    try:
+        config_json = run.read_config()
+        config = from_dict(TrainConfig, config_json["train"])
+        if max_steps is not None and max_steps != config.max_steps:
+            at = resume_point(run)
+            if max_steps < at:
+                raise ValueError(f"run {name!r} has reached step {at}: a budget of {max_steps} steps would go "
+                                 f"backwards; give --steps {at} or more")
+            config = dataclasses.replace(config, max_steps=max_steps)  # checked by TrainConfig itself
+        tokenizer = load_tokenizer(run.tokenizer_path)
+        data_info = config_json["data"]
+        _, data, _ = prepare_data(data_info["source"], data_info["tokenizer"],
+                                  val_fraction=config_json["val_fraction"], tokenizer=tokenizer)
+        seed_everything(config.seed)  # a run with no checkpoint starts over from the same weights
+        model = build_model(config_json["model"])
+        if rank == 0 and config.max_steps != config_json["train"]["max_steps"]:
+            run.write_config({**config_json, "train": to_dict(config)})
+        return train(model, data, config, run, callback=callback, resume=True, progress=progress)
+    finally:
+        run.release()
 
 
-def load_trained(run: str | Path, which: str | int = "best", device: str = "cpu"
+def load_trained(run: str | Path | Run, which: str | int = "best", device: str = "cpu"
                  ) -> tuple[LanguageModel, Tokenizer, dict[str, Any]]:
     """The model of a run's checkpoint (weights loaded, eval mode), its tokenizer, and the checkpoint's meta.
 
-    `run` is a run name (looked up under the runs folder) or a run folder path.
+    `run` is a run name (a `str`, looked up under the runs folder and checked like any name), a
+    `Run`, or a run folder's `Path`.
     """
-    path = Path(run)
-    opened = Run(path) if (path / "config.json").exists() else Run.open(str(run))
-    checkpoint = ckpt.resolve_checkpoint(opened.path, which)
+    if isinstance(run, Run):
+        opened = run
+    elif isinstance(run, Path):
+        opened = Run(run)
+        if not opened.config_path.exists():
+            raise FileNotFoundError(f"{run} is not a run folder (it has no config.json)")
+    else:
+        opened = Run.open(run)
+    checkpoint = opened.checkpoint(which)
     meta = ckpt.read_meta(checkpoint)
     tokenizer = load_tokenizer(opened.tokenizer_path)
     model = build_model(meta["model"])
@@ -125,5 +192,3 @@ def load_trained(run: str | Path, which: str | int = "best", device: str = "cpu"
     ckpt.load_weights(model, checkpoint)
     model.eval()
     return model, tokenizer, {**meta, "checkpoint": checkpoint.name, "run": opened.name}
-
-

@@ -1,30 +1,41 @@
 """The run folder: the one place that knows how a training run is laid out on disk.
 
     runs/<name>/
+        writer.lock        held (an OS lock) by the one process writing this run, for as long as it lives
         config.json        what was trained on what (model, training and data settings)
         tokenizer.json     the tokenizer, so text can be encoded and decoded later
         metrics.jsonl      one JSON object per line, appended and flushed as training goes
-        checkpoints/step_000500/{model.safetensors, trainer.pt, meta.json}
-        checkpoints/best.json   which checkpoint has the lowest val loss
+        checkpoints/       see checkpoints.py: step_0000500/{model.safetensors, trainer.pt, meta.json}, best.json
 
 The trainer writes it; the CLI, the notebooks and the dashboard read it through this module.
 Metrics records have a "kind": "train" (step, tokens, time, train_loss, lr, grad_norm,
 tokens_per_s, mfu), "eval" (step, tokens, time, val_loss, val_ppl, val_bpc) or "event"
 (event: start | resume | end, with status finished | stopped | failed and a message).
+
+One writer per run: `Run.create` and `Run.acquire` take the run's writer lock (see fileio.FileLock),
+and a second process is refused with a message naming the first. Whether a run is training is
+whether its lock is held: no pid is trusted after its process may have died.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-import socket
-import tempfile
-import time
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import checkpoints as ckpt
+from .fileio import FileLock, LockBusy, describe_holder, lock_holder, read_json, write_json
+
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+STATUSES = ("new", "training", "finished", "stopped", "failed")
+
+
+class RunBusy(LockBusy):
+    """Another live process is writing this run."""
 
 
 def runs_dir() -> Path:
@@ -40,40 +51,43 @@ def runs_dir() -> Path:
     return here / "runs"
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` (text as UTF-8) to `path` so that a reader sees the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged (not valid JSON: {e}); delete the file or the run") from None
-
-
 def check_run_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_OK.match(name):
+    if not isinstance(name, str) or not _NAME_OK.match(name) or name in (".", ".."):
         raise ValueError(f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
                          "(up to 100 characters, starting with a letter or digit)")
     return name
+
+
+# --- the metrics log -------------------------------------------------------------------------------
+
+_NUMBERS = ("tokens", "time", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "val_loss", "val_ppl",
+            "val_bpc")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _problem(record: Any) -> str | None:
+    """Why a parsed line cannot be used as a record (None if it can)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    kind = record.get("kind")
+    if kind in ("train", "eval", "event") and "step" not in record:
+        return f"a {kind} record without a step"
+    if "step" in record and (not isinstance(record["step"], int) or isinstance(record["step"], bool)
+                             or record["step"] < 0):
+        return f"step {record['step']!r} is not a whole number"
+    for key in _NUMBERS:
+        if record.get(key) is not None and not _is_number(record[key]):
+            return f"{key} {record[key]!r} is not a number"
+    if kind == "train" and record.get("train_loss") is None:
+        return "a train record without train_loss"
+    if kind == "eval" and record.get("val_loss") is None:
+        return "an eval record without val_loss"
+    if kind == "event" and not isinstance(record.get("event"), str):
+        return "an event record without an event name"
+    return None
 
 
 @dataclass
@@ -92,7 +106,8 @@ class Metrics:
 
 
 def read_metrics(path: Path) -> Metrics:
-    """Parse a metrics.jsonl. Damaged lines are skipped with a warning, never an exception.
+    """Parse a metrics.jsonl. A damaged line (torn by a crash, not JSON, wrong types) is skipped with a
+    warning, never an exception.
 
     A "resume" event at step s means the run went back to its checkpoint at step s: records
     logged after that checkpoint by the interrupted attempt are dropped, so the log reads as if
@@ -108,36 +123,80 @@ def read_metrics(path: Path) -> Metrics:
                 continue
             try:
                 record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
             except (ValueError, UnicodeDecodeError) as e:
                 out.warnings.append(f"{path.name} line {lineno} skipped: {str(e)[:80]}")
                 continue
+            problem = _problem(record)
+            if problem:
+                out.warnings.append(f"{path.name} line {lineno} skipped: {problem}")
+                continue
             if record.get("kind") == "event" and record.get("event") == "resume":
-                step = record.get("step", 0)
+                step = record["step"]
                 out.records = [r for r in out.records if r.get("kind") == "event" or r.get("step", 0) <= step]
             out.records.append(record)
     return out
 
 
+def append_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append JSON records, one a line, and flush them to disk at once.
+
+    If the file ends in a torn line (a crash mid-write), the records start on a fresh line, so the
+    torn line stays one damaged line that readers skip, and these records are read back intact.
+    """
+    line = "".join(json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n" for record in records)
+    with open(path, "a+b") as f:  # appends always go to the end; reads may look back
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write(line.encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# --- the run folder --------------------------------------------------------------------------------
+
 class Run:
-    """A run folder. `Run.create(name)` for a new run, `Run(path)` to open an existing one."""
+    """A run folder. `Run.create(name)` claims a new one for writing; `Run.open(name)` reads an existing one."""
+
+    LOCK_NAME = "writer.lock"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock = FileLock(self.path / self.LOCK_NAME)
+        self.restarted_from: str | None = None  # set by create() when it started a dead run over
 
     @classmethod
-    def create(cls, name: str, root: Path | None = None, exist_ok: bool = False) -> "Run":
+    def create(cls, name: str, root: Path | None = None) -> "Run":
+        """Make the folder for a new run and take its writer lock.
+
+        Refused while another process writes a run of that name, and when a run of that name exists
+        with a checkpoint (resume it instead). A run that died before its first checkpoint has nothing
+        to resume: it is cleared and started again (`restarted_from` says what it was).
+        """
         check_run_name(name)
         path = Path(root or runs_dir()) / name
-        if path.exists() and not exist_ok and any(path.iterdir()):
-            raise FileExistsError(f"run {name!r} already exists in {path.parent}; pick another --name, "
-                                  "or resume it with --resume")
         path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+        run = cls(path)
+        run.acquire()
+        leftovers = [p for p in path.iterdir() if p.name != cls.LOCK_NAME]
+        if not leftovers:
+            return run
+        if run.checkpoints():
+            run.release()
+            raise FileExistsError(f"run {name!r} already exists in {path.parent}; pick another --name, "
+                                  f"or continue it with --resume {name}")
+        log = run.metrics()
+        step = max((r["step"] for r in log.records if "step" in r), default=0)
+        run.restarted_from = f"{_last_attempt(log)} at step {step}, before its first checkpoint"
+        for p in leftovers:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return run
 
     @classmethod
     def open(cls, name: str, root: Path | None = None) -> "Run":
+        """An existing run, by name (for reading; `acquire` it to write)."""
+        check_run_name(name)
         path = Path(root or runs_dir()) / name
         if not (path / "config.json").exists():
             known = [r.name for r in list_runs(root)]
@@ -145,6 +204,7 @@ class Run:
             raise FileNotFoundError(f"no run named {name!r} in {path.parent} ({hint})")
         return cls(path)
 
+    # paths: the only place that builds a path inside a run folder
     @property
     def name(self) -> str:
         return self.path.name
@@ -165,93 +225,116 @@ class Run:
     def checkpoints_path(self) -> Path:
         return self.path / "checkpoints"
 
+    # the writer lock
+    def acquire(self, wait: float = 1.0) -> "Run":
+        """Take the run's writer lock for this process, or raise RunBusy naming the process that has it."""
+        try:
+            self._lock.acquire({"run": self.name}, wait=wait)
+        except LockBusy as e:
+            raise RunBusy(f"run {self.name!r} is being written by {describe_holder(e.holder)}; "
+                          "wait for it to finish or stop it first (one process writes a run at a time)",
+                          e.holder) from None
+        return self
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "Run":  # with Run.create(name) as run: ... (the lock is let go at the end)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    @property
+    def writing(self) -> bool:
+        """Whether this object holds the run's writer lock."""
+        return self._lock.held
+
+    def writer(self) -> dict[str, Any] | None:
+        """Who is writing this run now (pid, command), or None when no live process is."""
+        if self._lock.held:
+            return {"pid": os.getpid()}
+        return lock_holder(self._lock.path)
+
+    # files
     def read_config(self) -> dict[str, Any]:
         return read_json(self.config_path)
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)
 
-    def log(self, record: dict[str, Any]) -> None:
-        """Append one record to metrics.jsonl and flush it to disk at once."""
-        line = json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n"
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+    def log(self, *records: dict[str, Any]) -> None:
+        """Append records to metrics.jsonl and flush them to disk at once."""
+        append_lines(self.metrics_path, list(records))
 
     def metrics(self) -> Metrics:
         return read_metrics(self.metrics_path)
 
-    @property
-    def process_path(self) -> Path:
-        return self.path / "process.json"
+    def checkpoints(self) -> list[Path]:
+        return ckpt.list_checkpoints(self.checkpoints_path)
 
-    def mark_running(self) -> None:
-        """Record which process trains this run (removed again by `mark_done`)."""
-        write_json(self.process_path, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
-
-    def mark_done(self) -> None:
-        self.process_path.unlink(missing_ok=True)
-
-    def training_pid(self) -> int | None:
-        """The pid of the live process training this run, or None."""
-        try:
-            info = read_json(self.process_path)
-        except (FileNotFoundError, ValueError):
-            return None
-        if info.get("host") != socket.gethostname():
-            return None  # another machine's process: cannot be checked from here
-        return info["pid"] if pid_alive(info["pid"]) else None
+    def checkpoint(self, which: str | int = "latest") -> Path:
+        return ckpt.resolve_checkpoint(self.checkpoints_path, which)
 
     def status(self, metrics: Metrics | None = None) -> str:
         """training | finished | stopped | failed | new, from the run's files.
 
-        The last event of the log says how the last attempt ended. A run whose log ends on
-        "start"/"resume" is training while the process named in process.json is alive, and was
-        stopped (killed, or the machine went down) otherwise: it can be resumed.
+        A run whose writer lock is held is training. Otherwise the last event of the log says how the
+        last attempt ended; a log ending on "start"/"resume" means the process died (killed, or the
+        machine went down): stopped, and it can be resumed.
         """
+        if self.writer() is not None:
+            return "training"
+        return _last_attempt(metrics or self.metrics())
+
+    def outcome(self, metrics: Metrics | None = None) -> dict[str, Any]:
+        """How the last attempt ended: status, step, best val loss, and the end event's message."""
         metrics = metrics or self.metrics()
+        summary = self.summary(metrics)
         events = metrics.of_kind("event")
-        if not events:
-            return "training" if self.training_pid() else "new"
-        last = events[-1]
-        if last.get("event") == "end":
-            return str(last.get("status", "finished"))
-        return "training" if self.training_pid() else "stopped"
+        message = events[-1].get("message") if events and events[-1].get("event") == "end" else None
+        return {**summary, "message": message if isinstance(message, str) else None}
 
     def summary(self, metrics: Metrics | None = None) -> dict[str, Any]:
         """One row for a table of runs (pass `metrics` if already read)."""
-        from .checkpoints import list_checkpoints  # local: checkpoints imports this module
-
         metrics = metrics or self.metrics()
         try:
             config = self.read_config()
         except (FileNotFoundError, ValueError):
             config = {}
+        config = config if isinstance(config, dict) else {}
+        model = config.get("model") if isinstance(config.get("model"), dict) else {}
+        data = config.get("data") if isinstance(config.get("data"), dict) else {}
         train = metrics.of_kind("train")
-        evals = [r for r in metrics.of_kind("eval") if r.get("val_loss") is not None]
-        model = config.get("model", {})
+        val_losses = [r["val_loss"] for r in metrics.of_kind("eval") if math.isfinite(r["val_loss"])]
         return {
             "name": self.name,
             "family": model.get("family"),
-            "params": config.get("n_params"),
-            "tokenizer": config.get("data", {}).get("tokenizer"),
+            "params": config.get("n_params") if _is_number(config.get("n_params")) else None,
+            "tokenizer": data.get("tokenizer"),
             "steps": train[-1]["step"] if train else 0,
             "tokens": train[-1].get("tokens", 0) if train else 0,
-            "best_val_loss": min((r["val_loss"] for r in evals), default=None),
-            "checkpoints": len(list_checkpoints(self.path)),
+            "best_val_loss": min(val_losses, default=None),
+            "checkpoints": len(self.checkpoints()),
             "status": self.status(metrics),
         }
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
-        return True
-    return True
+def run_exists(name: str, root: Path | None = None) -> bool:
+    """Whether a run called `name` has been created in the runs folder (it has its config)."""
+    return Run(Path(root or runs_dir()) / check_run_name(name)).config_path.exists()
+
+
+def _last_attempt(metrics: Metrics) -> str:
+    """How the log says the last attempt ended, for a run nobody is writing."""
+    events = metrics.of_kind("event")
+    if not events:
+        return "new"
+    last = events[-1]
+    if last.get("event") == "end":
+        status = last.get("status", "finished")
+        return status if status in STATUSES else "failed"
+    return "stopped"
 
 
 def list_runs(root: Path | None = None) -> list[Run]:
@@ -260,5 +343,3 @@ def list_runs(root: Path | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     return [Run(p) for p in sorted(root.iterdir()) if (p / "config.json").is_file()]
-
-

@@ -17,6 +17,8 @@ import torch
 
 from .models.base import LanguageModel
 
+MAX_NEW_TOKENS = 10_000  # (placeholder until the sampling change lands)
+
 
 @dataclass(frozen=True)
 class SamplingConfig:

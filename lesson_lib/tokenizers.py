@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .runs import atomic_write
+from .fileio import atomic_write
 
 # Rust-side threads make a later fork (DataLoader workers, notebooks) print a warning and can
 # deadlock; single-threaded training of a few MB takes seconds anyway. The user's choice wins.
@@ -240,6 +240,7 @@ class BPETokenizer(Tokenizer):
 
 
 _KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
+TOKENIZER_KINDS = tuple(_KINDS)  # the one list of tokenizer kinds: the CLI, the dashboard and specs read it
 
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:

@@ -2,9 +2,13 @@
 
 `train(model, data, config, run)` owns what a real training run needs and a notebook should not
 re-write: AdamW with parameter groups, linear warmup then cosine decay (a pure function of the
-step), gradient accumulation and clipping, mixed precision, periodic evaluation, throughput and
-MFU, a guard against non-finite values, atomic checkpoints and exact resume. It knows nothing
-about GPTs: it talks to the model through `forward(idx, targets) -> (logits, loss)`.
+step), gradient accumulation and clipping, mixed precision (bf16, or fp16 with a loss scaler),
+periodic evaluation, throughput and MFU, a guard against non-finite values, atomic checkpoints,
+exact resume, and a clear stop when the disk fills. It knows nothing about GPTs: it talks to the
+model through `forward(idx, targets) -> (logits, loss)`.
+
+The loop itself is `train`'s `while` below, in the order nanoGPT writes it: stop request, learning
+rate, update, log, evaluate, checkpoint. Everything else is a named helper.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from . import checkpoints as ckpt
 from . import distributed
 from .config import to_dict
 from .data import get_batch
-from .device import autocast, autocast_dtype, peak_flops, pick_device, seed_everything
+from .device import PRECISIONS, autocast, autocast_dtype, peak_flops, pick_device, seed_everything
+from .fileio import folder_bytes, free_bytes, is_disk_full, mib
 from .models import model_spec
 from .runs import Run
 
@@ -47,20 +52,29 @@ class TrainConfig:
     log_interval: int = 10  # write a train record every this many steps
     checkpoint_interval: int = 0  # save every this many steps (0: at each evaluation)
     keep_last: int = 2  # recent checkpoints kept (the best one is kept as well)
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (with a loss scaler)
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     seed: int = 1337  # seeds init, dropout and the batch sampler
     compile: bool = False  # torch.compile the model (faster steps after a slow first one)
     measure_mfu: bool = True  # time a matmul once to report model FLOPs utilisation
 
     def __post_init__(self):
-        for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
+        for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval",
+                     "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+        for name in ("warmup_steps", "decay_steps", "checkpoint_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be 0 or more, got {getattr(self, name)}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "beta1", "beta2"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.lr == 0 or self.min_lr > self.lr:
             raise ValueError(f"need 0 <= min_lr <= lr and lr > 0; got lr={self.lr}, min_lr={self.min_lr}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"TrainConfig.precision must be auto, fp32, bf16 or fp16; got {self.precision!r}")
+        if not (self.beta1 < 1 and self.beta2 < 1):
+            raise ValueError(f"AdamW's betas must lie in [0, 1); got beta1={self.beta1}, beta2={self.beta2}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
 
 @dataclass
@@ -86,6 +100,10 @@ class TrainResult:
 
 class TrainingDiverged(RuntimeError):
     """A loss or gradient became NaN or infinite; the update was not applied."""
+
+
+class DiskFull(RuntimeError):
+    """The disk holding the run filled up; the run stopped and its previous checkpoint is intact."""
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -117,6 +135,18 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
                              fused=device.type == "cuda")
 
 
+def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16's loss scaler (a no-op for every other precision).
+
+    fp16 has 5 exponent bits: gradients below about 6e-8 become zero. The scaler multiplies the loss
+    by a large factor before backward and divides the gradients by it before the update; when that
+    overflows (an inf gradient) it skips the update and halves the factor. bf16 has fp32's exponent
+    range and needs none of this.
+    """
+    enabled = autocast_dtype(device, precision) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: int, iters: int,
              device: torch.device, precision: str = "auto", seed: int = 0) -> float:
@@ -134,13 +164,26 @@ def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: in
     return float(np.mean(losses))
 
 
+@dataclass
+class _Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0  # wall seconds over all attempts
+    best_val: float | None = None
+    last_val: float | None = None
+
+
 def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | None = None,
           callback: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
           progress: bool = True) -> TrainResult:
     """Train `model` on `data`; with a `run`, log metrics and save checkpoints into its folder.
 
-    resume=True continues from the run's latest checkpoint: weights, optimizer, step, and every
-    random state, so the losses logged afterwards equal those of a run that never stopped.
+    resume=True continues from the run's newest checkpoint that loads (skipping damaged ones, and
+    from step 0 if it has none): weights, optimizer, step, and every random state, so the losses
+    logged afterwards equal those of a run that never stopped. The run's writer lock is held for
+    the whole call (taken here unless this process holds it already).
     """
     from tqdm.auto import tqdm
 
@@ -148,126 +191,214 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     writes = run is not None and rank == 0
     device = distributed.setup(pick_device(config.device))
     block_size = model.config.block_size
+    _check_data(data, block_size)
+    peak = peak_flops(device, autocast_dtype(device, config.precision) or torch.float32) if config.measure_mfu else None
+    seed_everything(config.seed + rank)
+    generator = torch.Generator().manual_seed(config.seed + rank)  # draws every training batch
+    model.to(device)
+    optimizer = make_optimizer(model, config, device)
+    scaler = make_scaler(device, config.precision)
+    locked_here = writes and not run.writing
+    if locked_here:
+        run.acquire()
+    record = _Recorder(run if writes else None, callback)
+    try:
+        p, note = _Progress(), None
+        if resume:
+            if run is None:
+                raise ValueError("resume=True needs the run to resume")
+            p, note = _restore(run, model, optimizer, scaler, generator, rank, world)
+            if p.step > config.max_steps:
+                raise ValueError(f"run {run.name!r} is at step {p.step}, past max_steps={config.max_steps}: "
+                                 f"ask for at least {p.step} steps")
+            if p.step == config.max_steps:
+                return TrainResult("finished", p.step, p.tokens, p.elapsed, p.last_val, p.best_val, run=run.name)
+        train_model = _wrap(model, device, world, config.compile)
+        tokens_per_step = config.batch_size * config.grad_accum * block_size * world
+        meter = _Throughput(model.flops_per_token() if hasattr(model, "flops_per_token") else None, peak)
+
+        def checkpoint(val_loss: float | None) -> None:
+            if run is not None:
+                _save(run, writes, model, optimizer, scaler, generator, config, p, val_loss)
+
+        record({"kind": "event", "event": "resume" if resume else "start", "step": p.step, "tokens": p.tokens,
+                "time": p.elapsed, "device": str(device), "params": model.num_params() if hasattr(model, "num_params") else None,
+                **({"message": note} if note else {})})
+        model.train()
+        bar = tqdm(total=config.max_steps, initial=p.step, desc=run.name if run else "training", unit="step",
+                   disable=not progress or rank != 0, dynamic_ncols=True)
+        attempt_start, elapsed_before = time.perf_counter(), p.elapsed
+        status, stop, skipped_in_a_row = "finished", _StopRequest(), 0
+        try:
+            with stop.installed():
+                while p.step < config.max_steps:
+                    if distributed.any_true(stop.requested, device):
+                        status = "stopped"
+                        checkpoint(None)  # at a step boundary: the run resumes exactly where it stopped
+                        break
+                    lr = lr_at(p.step, config)
+                    try:
+                        train_loss, grad_norm = _update(train_model, optimizer, scaler, lr, data.train, config,
+                                                        generator, device, world)
+                    except _NonFinite as bad:
+                        _diverged(record, p, bad.what, bad.value, config)
+                    skipped_in_a_row = skipped_in_a_row + 1 if not math.isfinite(grad_norm) else 0
+                    if skipped_in_a_row > _MAX_SKIPPED:
+                        _diverged(record, p, "gradient norm", grad_norm, config)
+                    p.step += 1
+                    p.tokens += tokens_per_step
+                    p.elapsed = elapsed_before + time.perf_counter() - attempt_start
+                    meter.add(tokens_per_step)
+                    bar.update(1)
+                    last = p.step == config.max_steps
+
+                    if p.step % config.log_interval == 0 or last:
+                        record(_train_record(p, train_loss, lr, grad_norm, meter))
+                        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{p.last_val:.3f}" if p.last_val else "-")
+                    is_eval = p.step % config.eval_interval == 0 or last
+                    if is_eval:
+                        record(_evaluate(model, data, config, p, device))
+                        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{p.last_val:.3f}")
+                        meter.restart()  # evaluation time is not training throughput
+                    if p.step % (config.checkpoint_interval or config.eval_interval) == 0 or last:
+                        checkpoint(p.last_val if is_eval else None)
+            record({"kind": "event", "event": "end", "status": status, "step": p.step, "tokens": p.tokens,
+                    "time": round(p.elapsed, 3), "val_loss": p.last_val})
+        except KeyboardInterrupt:  # a second interrupt: leave at once, keep the last checkpoint
+            record.last_words({"kind": "event", "event": "end", "status": "stopped", "step": p.step,
+                               "tokens": p.tokens, "time": round(p.elapsed, 3),
+                               "message": "interrupted mid-step; resume from the last checkpoint"})
+            raise
+        except DiskFull as full:
+            record.last_words({"kind": "event", "event": "end", "status": "failed", "step": p.step,
+                               "tokens": p.tokens, "time": round(p.elapsed, 3), "message": str(full)})
+            raise
+        finally:
+            bar.close()
+        return TrainResult(status, p.step, p.tokens, p.elapsed, p.last_val, p.best_val, record.records,
+                           run.name if run else None)
+    finally:
+        if locked_here:
+            run.release()
+
+
+_MAX_SKIPPED = 25  # fp16: updates in a row the loss scaler may skip (inf gradients) before calling it divergence
+
+
+def _check_data(data: TrainData, block_size: int) -> None:
     for part, name in ((data.train, "training"), (data.val, "validation")):
         if len(part) <= block_size:
             raise ValueError(f"the {name} data has {len(part)} tokens, not more than the context "
                              f"(block_size={block_size}): use a shorter context or more text")
 
-    peak = None
-    if config.measure_mfu:  # before seeding; it uses its own generator anyway
-        peak = peak_flops(device, autocast_dtype(device, config.precision) or torch.float32)
-    seed_everything(config.seed + rank)
-    generator = torch.Generator().manual_seed(config.seed + rank)  # draws every training batch
-    model.to(device)
-    optimizer = make_optimizer(model, config, device)
-    step, tokens, elapsed, best_val, last_val = 0, 0, 0.0, None, None
 
-    if resume:
-        if run is None:
-            raise ValueError("resume=True needs the run to resume")
-        state = _restore(run, model, optimizer, generator, rank, world)
-        step, tokens, elapsed = state["step"], state["tokens"], state["elapsed"]
-        best_val, last_val = state.get("best_val_loss"), state.get("last_val_loss")
-        if step >= config.max_steps:
-            return TrainResult("finished", step, tokens, elapsed, last_val, best_val, run=run.name)
-
-    train_model = model
+def _wrap(model: nn.Module, device: torch.device, world: int, compile_model: bool) -> nn.Module:
+    """The module the loop calls: DDP around the model under torchrun, then torch.compile if asked."""
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        train_model = torch.compile(train_model)
-    tokens_per_step = config.batch_size * config.grad_accum * block_size * world
-    flops_per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else None
-    records: list[dict[str, Any]] = []
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if compile_model else model
 
-    def emit(record: dict[str, Any]) -> None:
-        records.append(record)
-        if writes:
-            run.log(record)
-        if callback is not None:
-            callback(record)
 
-    def save(val_loss: float | None) -> None:
-        if run is None:
-            return
-        # every process's batch and dropout streams, so each continues its own after a resume
-        ranks = distributed.gather({"data_generator": generator.get_state(), "rng": ckpt.rng_state()})
-        if not writes:
-            return
-        trainer_state = {"optimizer": optimizer.state_dict(), "step": step, "tokens": tokens, "elapsed": elapsed,
-                         "best_val_loss": best_val, "last_val_loss": last_val, "ranks": ranks}
-        meta = {"step": step, "tokens": tokens, "val_loss": val_loss, "elapsed": elapsed,
-                "model": model_spec(model), "train": to_dict(config)}
-        ckpt.save_checkpoint(run.path, model, trainer_state, meta, keep_last=config.keep_last)
+class _Recorder:
+    """Sends each record to the returned list, the run's metrics log (rank 0 only) and the callback.
 
-    if writes:
-        run.mark_running()
-    emit({"kind": "event", "event": "resume" if resume else "start", "step": step, "tokens": tokens,
-          "time": elapsed, "device": str(device), "params": model.num_params() if hasattr(model, "num_params") else None})
-    model.train()
-    bar = tqdm(total=config.max_steps, initial=step, desc=run.name if run else "training", unit="step",
-               disable=not progress or rank != 0, dynamic_ncols=True)
-    window_start, window_tokens = time.perf_counter(), 0
-    attempt_start, elapsed_before = time.perf_counter(), elapsed
-    status = "finished"
-    stop = _StopRequest()
+    A full disk while logging becomes DiskFull with a message that says what to do.
+    """
+
+    def __init__(self, run: Run | None, callback: Callable[[dict[str, Any]], None] | None):
+        self.run, self.callback, self.records = run, callback, []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        if self.run is not None:
+            try:
+                self.run.log(record)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                raise DiskFull(_disk_full_message(self.run, e)) from None
+        if self.callback is not None:
+            self.callback(record)
+
+    def last_words(self, record: dict[str, Any]) -> None:
+        """The end event of a run that is going down: written if the disk allows, never raising for it."""
+        self.records.append(record)
+        if self.run is not None:
+            with contextlib.suppress(OSError):
+                self.run.log(record)
+        if self.callback is not None:
+            self.callback(record)
+
+
+def _disk_full_message(run: Run, error: OSError) -> str:
+    newest = run.checkpoints()
+    needed = folder_bytes(newest[-1]) if newest else None
+    return (f"no space left on the disk holding {run.path} ({mib(free_bytes(run.path))} free; "
+            f"{error.strerror or error}). " + (f"A checkpoint of this run takes {mib(needed)}. " if needed else "") +
+            f"Training stopped; {'the last checkpoint, ' + newest[-1].name + ', is intact' if newest else 'no checkpoint was saved'}. "
+            f"Free some space, then continue with: python -m lesson_lib train --resume {run.name}")
+
+
+class _Throughput:
+    """Tokens per second over the steps since the last train record (evaluations excluded), and MFU."""
+
+    def __init__(self, flops_per_token: float | None, peak: float | None):
+        self.flops_per_token, self.peak = flops_per_token, peak
+        self.restart()
+
+    def restart(self) -> None:
+        self.start, self.tokens = time.perf_counter(), 0
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def take(self) -> tuple[float, float | None]:
+        tps = self.tokens / max(time.perf_counter() - self.start, 1e-9)
+        self.restart()
+        mfu = self.flops_per_token * tps / self.peak if self.peak and self.flops_per_token else None
+        return tps, mfu
+
+
+def _train_record(p: _Progress, train_loss: float, lr: float, grad_norm: float, meter: _Throughput) -> dict[str, Any]:
+    tps, mfu = meter.take()
+    return {"kind": "train", "step": p.step, "tokens": p.tokens, "time": round(p.elapsed, 3),
+            "train_loss": train_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": round(tps, 1), "mfu": mfu}
+
+
+def _evaluate(model: nn.Module, data: TrainData, config: TrainConfig, p: _Progress,
+              device: torch.device) -> dict[str, Any]:
+    """Val loss on the same windows every time; updates `p`'s last and best val loss."""
+    p.last_val = evaluate(model, data.val, config.batch_size, model.config.block_size, config.eval_iters, device,
+                          config.precision, seed=config.seed + 1)
+    p.best_val = p.last_val if p.best_val is None else min(p.best_val, p.last_val)
+    record = {"kind": "eval", "step": p.step, "tokens": p.tokens, "time": round(p.elapsed, 3),
+              "val_loss": p.last_val, "val_ppl": math.exp(min(p.last_val, 50.0))}
+    if data.chars_per_token:
+        record["val_bpc"] = p.last_val / math.log(2) / data.chars_per_token
+    return record
+
+
+def _save(run: Run, writes: bool, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+          generator: torch.Generator, config: TrainConfig, p: _Progress, val_loss: float | None) -> None:
+    """A checkpoint of everything needed to continue exactly; a full disk becomes DiskFull."""
+    # every process's batch and dropout streams, so each continues its own after a resume
+    ranks = distributed.gather({"data_generator": generator.get_state(), "rng": ckpt.rng_state()})
+    if not writes:
+        return
+    trainer_state = {"optimizer": optimizer.state_dict(), "step": p.step, "tokens": p.tokens, "elapsed": p.elapsed,
+                     "best_val_loss": p.best_val, "last_val_loss": p.last_val, "ranks": ranks}
+    if scaler.is_enabled():
+        trainer_state["scaler"] = scaler.state_dict()
+    meta = {"step": p.step, "tokens": p.tokens, "val_loss": val_loss, "elapsed": p.elapsed,
+            "model": model_spec(model), "train": to_dict(config)}
     try:
-        with stop.installed():
-            while step < config.max_steps:
-                if distributed.any_true(stop.requested, device):
-                    status = "stopped"
-                    save(None)  # at a step boundary: the run resumes exactly where it stopped
-                    break
-                lr = lr_at(step, config)
-                try:
-                    train_loss, grad_norm = _update(train_model, optimizer, lr, data.train, config, generator,
-                                                    device, world)
-                except _NonFinite as bad:
-                    _diverged(emit, step + 1, tokens, elapsed, bad.what, bad.value, config)
-                step += 1
-                tokens += tokens_per_step
-                window_tokens += tokens_per_step
-                elapsed = elapsed_before + time.perf_counter() - attempt_start
-                bar.update(1)
-
-                if step % config.log_interval == 0 or step == config.max_steps:
-                    now = time.perf_counter()
-                    tps = window_tokens / max(now - window_start, 1e-9)
-                    window_start, window_tokens = now, 0
-                    mfu = flops_per_token * tps / peak if peak and flops_per_token else None
-                    emit({"kind": "train", "step": step, "tokens": tokens, "time": round(elapsed, 3),
-                          "train_loss": train_loss, "lr": lr, "grad_norm": grad_norm,
-                          "tokens_per_s": round(tps, 1), "mfu": mfu})
-                    bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{last_val:.3f}" if last_val else "-")
-
-                is_eval = step % config.eval_interval == 0 or step == config.max_steps
-                if is_eval:
-                    last_val = evaluate(model, data.val, config.batch_size, block_size, config.eval_iters, device,
-                                        config.precision, seed=config.seed + 1)
-                    best_val = last_val if best_val is None else min(best_val, last_val)
-                    record = {"kind": "eval", "step": step, "tokens": tokens, "time": round(elapsed, 3),
-                              "val_loss": last_val, "val_ppl": math.exp(min(last_val, 50.0))}
-                    if data.chars_per_token:
-                        record["val_bpc"] = last_val / math.log(2) / data.chars_per_token
-                    emit(record)
-                    bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{last_val:.3f}")
-                    window_start = time.perf_counter()  # evaluation time is not training throughput
-                save_every = config.checkpoint_interval or config.eval_interval
-                if step % save_every == 0 or step == config.max_steps:
-                    save(last_val if is_eval else None)
-        emit({"kind": "event", "event": "end", "status": status, "step": step, "tokens": tokens,
-              "time": round(elapsed, 3), "val_loss": last_val})
-    except KeyboardInterrupt:  # a second interrupt: leave at once, keep the last checkpoint
-        emit({"kind": "event", "event": "end", "status": "stopped", "step": step, "tokens": tokens,
-              "time": round(elapsed, 3), "message": "interrupted mid-step; resume from the last checkpoint"})
-        raise
-    finally:
-        bar.close()
-        if writes:
-            run.mark_done()
-    return TrainResult(status, step, tokens, elapsed, last_val, best_val, records, run.name if run else None)
+        ckpt.save_checkpoint(run.checkpoints_path, model, trainer_state, meta, keep_last=config.keep_last)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        raise DiskFull(_disk_full_message(run, e)) from None
 
 
 class _StopRequest:
@@ -299,16 +430,20 @@ class _NonFinite(Exception):
         self.what, self.value = what, value
 
 
-def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, lr: float, data: np.ndarray,
-            config: TrainConfig, generator: torch.Generator, device: torch.device, world: int) -> tuple[float, float]:
+def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, lr: float,
+            data: np.ndarray, config: TrainConfig, generator: torch.Generator, device: torch.device,
+            world: int) -> tuple[float, float]:
     """One optimizer update over `grad_accum` micro-batches: (mean loss, gradient norm before clipping).
 
-    Raises _NonFinite, with nothing applied, when a loss or the gradient norm is NaN or infinite.
-    Under DDP the loss is averaged over processes first, so every process takes the same decision.
+    Raises _NonFinite, with nothing applied, when a loss or the gradient norm is NaN or infinite;
+    under fp16 an infinite gradient is the loss scaler's business instead (it skips the update and
+    lowers the scale) and the norm comes back infinite. Under DDP the loss is averaged over processes
+    first, so every process takes the same decision.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     model = getattr(train_model, "module", train_model)  # the model inside a DDP wrapper
+    model = getattr(model, "_orig_mod", model)  # ... and inside torch.compile's wrapper
     block_size = model.config.block_size
     loss_sum = 0.0
     for micro in range(config.grad_accum):
@@ -317,45 +452,62 @@ def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, lr: float,
         sync = world == 1 or micro == config.grad_accum - 1
         with contextlib.nullcontext() if sync else train_model.no_sync():
             with autocast(device, config.precision):
-                _, loss = train_model(x, y)
+                loss = train_model(x, y)[1]  # the logits are not kept: (B, T, V) would stay alive a step longer
             shared = distributed.mean(loss)
             if not torch.isfinite(shared):
                 optimizer.zero_grad(set_to_none=True)
                 raise _NonFinite("loss", shared.item())
-            (loss / config.grad_accum).backward()
+            scaler.scale(loss / config.grad_accum).backward()
         loss_sum += shared.item()
+    scaler.unscale_(optimizer)  # true gradients before clipping (a no-op without fp16)
     clip = config.grad_clip if config.grad_clip > 0 else float("inf")
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
-    if not math.isfinite(grad_norm):
+    if not math.isfinite(grad_norm) and not scaler.is_enabled():
         optimizer.zero_grad(set_to_none=True)
         raise _NonFinite("gradient norm", grad_norm)
-    optimizer.step()
+    scaler.step(optimizer)  # under fp16: skipped when a gradient is inf or NaN
+    scaler.update()
     optimizer.zero_grad(set_to_none=True)
     return loss_sum / config.grad_accum, grad_norm
 
 
-def _restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-             rank: int, world: int) -> dict[str, Any]:
-    """Load the run's latest checkpoint into model, optimizer, batch generator and RNGs; return its state."""
-    checkpoint = ckpt.resolve_checkpoint(run.path, "latest")
+def _restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             generator: torch.Generator, rank: int, world: int) -> tuple[_Progress, str | None]:
+    """Load the run's newest loadable checkpoint into model, optimizer, scaler, batch generator and RNGs.
+
+    Returns where training stands, and a note saying which damaged checkpoints were skipped, or that
+    there was none and training starts from step 0.
+    """
+    if run.writing:
+        ckpt.recover(run.checkpoints_path)
+    checkpoint, skipped = ckpt.newest_loadable(run.checkpoints_path)
+    notes = [f"skipped {name}: {why}" for name, why in skipped]
+    if checkpoint is None:
+        if skipped:
+            raise ValueError(f"no checkpoint of run {run.name!r} can be loaded ({'; '.join(notes)}); "
+                             "start a new run under another name")
+        return _Progress(), f"run {run.name!r} has no checkpoint yet: training it from step 0"
     ckpt.load_weights(model, checkpoint)
     state = ckpt.load_trainer_state(checkpoint)
     optimizer.load_state_dict(state["optimizer"])
+    if scaler.is_enabled() and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     ranks = state["ranks"]
     if len(ranks) != world:
         raise ValueError(f"the checkpoint was written by {len(ranks)} process(es) and this run has {world}: "
                          "resume with the same number of processes, so every one continues its own batches")
     generator.set_state(ranks[rank]["data_generator"])
     ckpt.set_rng_state(ranks[rank]["rng"])
-    return state
+    p = _Progress(state["step"], state["tokens"], state["elapsed"], state.get("best_val_loss"), state.get("last_val_loss"))
+    return p, (f"resumed from {checkpoint.name}; " + "; ".join(notes)) if notes else None
 
 
-def _diverged(emit, step: int, tokens: int, elapsed: float, what: str, value: float, config: TrainConfig):
-    message = (f"step {step}: the {what} is {value} (not finite); the update was not applied and the last "
+def _diverged(record: _Recorder, p: _Progress, what: str, value: float, config: TrainConfig):
+    message = (f"step {p.step + 1}: the {what} is {value} (not finite); the update was not applied and the last "
                f"checkpoint is kept. Lower the learning rate (now {config.lr:g}), "
                f"{'turn on gradient clipping (grad_clip=1.0)' if config.grad_clip <= 0 else 'clip harder'}, "
                f"{'add warmup steps' if config.warmup_steps < 50 else 'lengthen the warmup'}, "
                "or use fp32 precision; then resume or start again.")
-    emit({"kind": "event", "event": "end", "status": "failed", "step": step - 1, "tokens": tokens,
-          "time": round(elapsed, 3), "message": message})
+    record({"kind": "event", "event": "end", "status": "failed", "step": p.step, "tokens": p.tokens,
+            "time": round(p.elapsed, 3), "message": message})
     raise TrainingDiverged(message)

@@ -6,14 +6,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lesson_lib import checkpoints as ckpt
+from lesson_lib import jobs
 from lesson_lib.experiment import start_run
+from lesson_lib.runs import Run
 
-MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
-TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
-TINY = {"tokenizer": "char", "model": {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
-        "train": {"max_steps": 20, "batch_size": 4, "eval_interval": 10, "eval_iters": 2, "log_interval": 2,
-                  "device": "cpu", "measure_mfu": False}}
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = str(ROOT / "app" / "main.py")
 
 
 @pytest.fixture(autouse=True)
@@ -24,19 +22,17 @@ def keep_torch_threads():
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch):
+def runs(runs_root, tiny_spec):
     """A runs folder with one tiny finished run, 'tiny'."""
-    root = tmp_path / "runs"
-    monkeypatch.setenv("LESSON_RUNS_DIR", str(root))
-    data = tmp_path / "play.txt"
-    data.write_text(TEXT, encoding="utf-8")
-    start_run({**TINY, "data": str(data)}, name="tiny", root=root, progress=False)
-    return root
+    start_run(tiny_spec(max_steps=20, eval_interval=10, log_interval=2), name="tiny", root=runs_root, progress=False)
+    return runs_root
 
 
-def page(name: str) -> AppTest:
+def page(name: str, **query) -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=60)
+    at.query_params.update(query)  # as a link would: ?run=NAME
     at.run()
+    at.query_params.update(query)
     at.switch_page(f"views/{name}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -106,8 +102,25 @@ def test_a_prompt_with_unknown_characters_is_explained(runs):
     assert any("'é'" in e.value and "'☃'" in e.value and "no token" in e.value for e in at.error)
 
 
+def test_records_of_the_wrong_types_do_not_break_the_runs_page(runs):
+    with open(runs / "tiny" / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"kind": "train"}\n{"kind": "train", "step": "25", "train_loss": 1.0}\n{"kind": "eval", "step": 3}\n')
+    (runs / "tiny" / "checkpoints" / "best.json").write_text("{}")
+    at = page("runs")
+    assert any("3 damaged line(s)" in w.value for w in at.warning)
+    assert list(at.dataframe[0].value["steps"]) == [20] and len(at.get("plotly_chart")) == 2
+    assert not page("generate").exception
+
+
+def test_a_link_with_a_run_picks_it(runs, tiny_spec):
+    start_run(tiny_spec(), name="second", root=runs, progress=False)
+    assert page("generate", run="tiny").selectbox(key="gen-run").value == "tiny"
+    assert page("generate", run="second").selectbox(key="gen-run").value == "second"
+    assert page("runs", run="tiny").multiselect(key="runs-chosen").value == ["tiny"]
+
+
 def test_a_damaged_checkpoint_is_named(runs):
-    weights = ckpt.resolve_checkpoint(runs / "tiny", "best") / "model.safetensors"
+    weights = Run(runs / "tiny").checkpoint("best") / "model.safetensors"
     weights.write_bytes(b"not a safetensors file")
     at = page("generate")
     at.button(key="gen-go").click().run()
@@ -115,23 +128,16 @@ def test_a_damaged_checkpoint_is_named(runs):
     assert any("model.safetensors is damaged" in e.value for e in at.error)
 
 
-def test_a_run_without_checkpoints_is_not_offered(runs, tmp_path):
-    start_run({**TINY, "data": str(tmp_path / "play.txt"), "train": {**TINY["train"], "max_steps": 1,
-                                                                       "eval_interval": 5}},
-              name="fresh", root=runs, progress=False)
-    for folder in ckpt.list_checkpoints(runs / "fresh"):
+def test_a_run_without_checkpoints_is_not_offered(runs, tiny_spec):
+    start_run(tiny_spec(max_steps=1, eval_interval=5), name="fresh", root=runs, progress=False)
+    for folder in Run(runs / "fresh").checkpoints():
         shutil.rmtree(folder)
     at = page("generate")
     assert at.selectbox(key="gen-run").options == ["tiny"]
 
 
-def test_train_page_follows_a_job_and_stops_it(runs, tmp_path):
-    from lesson_lib import jobs
-    from lesson_lib.runs import Run
-
-    job = jobs.start(["--data", str(tmp_path / "play.txt"), "--name", "live", "--steps", "100000",
-                      "--eval-interval", "50", "--block-size", "16", "--n-layer", "1", "--n-head", "2",
-                      "--n-embd", "16", "--batch-size", "4", "--device", "cpu"], "live", runs)
+def test_train_page_follows_a_job_and_stops_it(runs, tiny_spec):
+    job = jobs.start(tiny_spec(max_steps=100000, eval_interval=50), "live", runs)
     try:
         run = Run(runs / "live")
         for _ in range(600):  # until it logs its first steps
@@ -146,6 +152,7 @@ def test_train_page_follows_a_job_and_stops_it(runs, tmp_path):
         assert jobs.wait(job, timeout=60)
         assert run.status() == "stopped"
         after = page("train")
+        assert any("Run **live** stopped at step" in i.value for i in after.info)  # the outcome
         assert after.selectbox(key="train-resume-run").value == "live"  # offered for resuming
     finally:
         jobs.stop(runs)
@@ -156,7 +163,36 @@ def test_train_form_refuses_a_width_the_heads_do_not_divide(runs):
     at = page("train")
     at.radio(key="train-mode").set_value("my own settings").run()
     at.number_input(key="train-heads").set_value(3).run()
-    assert any("divisible" in e.value for e in at.error)
+    assert any("n_head" in e.value and "128" in e.value for e in at.error)
     assert at.button(key="train-start").disabled
     at.number_input(key="train-heads").set_value(4).run()
     assert not at.error and not at.button(key="train-start").disabled
+    assert any("Predicted training memory" in c.value for c in at.caption)
+
+
+def test_train_form_refuses_a_configuration_that_cannot_fit(runs):
+    at = page("train")
+    at.radio(key="train-mode").set_value("my own settings").run()
+    for key, value in (("train-block", 1024), ("train-width", 1024), ("train-layers", 12), ("train-batch", 512)):
+        at.number_input(key=key).set_value(value).run()
+    refusal = [e.value for e in at.error if "cannot train here" in e.value]
+    assert refusal and "GiB to train" in refusal[0] and "lower the batch size" in refusal[0]
+    assert at.button(key="train-start").disabled
+
+
+def test_the_outcome_of_the_latest_run_is_shown_with_its_links(runs):
+    at = page("train")
+    finished = [s.value for s in at.success]
+    assert finished and "Run **tiny** finished at step 20" in finished[0] and "best val loss" in finished[0]
+    links = {link.proto.label: link.proto.page for link in at.get("page_link")}
+    assert "Generate text from it" in links and "See its loss curves" in links
+    assert "run=tiny" in str([link.proto for link in at.get("page_link")])
+
+
+def test_the_dashboard_listens_on_this_machine_only_and_hides_deploy():
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "localhost"
+    assert config["server"]["maxUploadSize"] * 2**20 == jobs.MAX_UPLOAD_BYTES
+    assert config["client"]["toolbarMode"] in ("viewer", "minimal")

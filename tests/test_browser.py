@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_GPT, TINY_TRAIN
 from lesson_lib.experiment import start_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # characters of generated text on the Generate page (0 before any)
 GENERATED_CHARS_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
                                 return m.length > 1 ? m[1].innerText.trim().length : 0 }"""
-TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
 
 
 def browser_or_skip():
@@ -55,7 +55,7 @@ def start_dashboard(runs: Path, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)  # reads .streamlit/
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -87,17 +87,44 @@ def launch(playwright):
 
 
 @pytest.fixture
-def dashboard(tmp_path):
+def dashboard(tmp_path, text_file):
     browser_or_skip()
     runs = tmp_path / "runs"
-    data = tmp_path / "play.txt"
-    data.write_text(TEXT, encoding="utf-8")
-    start_run({"data": str(data), "tokenizer": "char",
-               "model": {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
-               "train": {"max_steps": 20, "batch_size": 4, "eval_interval": 10, "eval_iters": 2, "device": "cpu",
-                         "measure_mfu": False}}, name="tiny", root=runs, progress=False)
+    start_run({"data": str(text_file), "tokenizer": "char", "model": dict(TINY_GPT),
+               "train": {**TINY_TRAIN, "max_steps": 20, "eval_interval": 10}}, name="tiny", root=runs, progress=False)
     with running_dashboard(runs) as url:
         yield url
+
+
+def test_a_newcomer_trains_the_starter_model_and_generates(tmp_path):
+    """The first visit: an empty runs folder, one button, the run followed to its end, then text."""
+    from playwright.sync_api import sync_playwright
+
+    browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_dashboard(tmp_path / "runs") as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("button", name="Train the starter model").click(timeout=60_000)
+            page.get_by_text("starter: step").first.wait_for(timeout=120_000)  # the Train page follows it
+            page.screenshot(path=str(ARTIFACTS / "journey-training.png"), full_page=True)
+            # about a minute on 2 cores; much longer only if something is wrong
+            page.get_by_text("Run starter finished at step 1500").wait_for(timeout=600_000)
+            assert "best val loss" in page.get_by_text("Run starter finished at step 1500").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "journey-finished.png"), full_page=True)
+            page.get_by_role("link", name="Generate text from it").click()
+            page.get_by_role("button", name="Generate").click(timeout=60_000)
+            page.wait_for_function(f"() => ({GENERATED_CHARS_JS})() >= 50", timeout=60_000, polling=100)
+            assert page.get_by_role("button", name="Deploy").count() == 0  # .streamlit/config.toml: viewer mode
+            page.screenshot(path=str(ARTIFACTS / "journey-generated.png"), full_page=True)
+        except Exception as error:
+            page.screenshot(path=str(ARTIFACTS / "journey-failure.png"), full_page=True)
+            raise AssertionError(f"{type(error).__name__}: {error}\nscreenshot: {ARTIFACTS / 'journey-failure.png'}") \
+                from error
+        finally:
+            browser.close()
 
 
 def test_generate_in_a_real_browser(dashboard):

@@ -1,21 +1,18 @@
 """The command line, end to end on a small text file, and its error messages."""
+import json
+
 import pytest
 
+from conftest import TINY_FLAGS
 from lesson_lib.cli import main
 
-TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
+TINY = ["--steps", "12", "--eval-interval", "6", *TINY_FLAGS]
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "runs"))
-    path = tmp_path / "play.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
-
-TINY = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--steps", "12",
-        "--eval-interval", "6", "--batch-size", "4", "--device", "cpu", "--quiet"]
+def runs(runs_root, text_file):
+    """The runs folder set for the CLI; the text file to train on."""
+    return text_file
 
 
 def test_train_generate_and_list(runs, capsys):
@@ -83,6 +80,29 @@ def test_second_run_with_a_taken_name_is_refused(runs, capsys):
     assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 0
     assert main(["train", "--data", str(runs), "--name", "same", *TINY]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_spec_file_trains_like_the_flags(runs, tmp_path, capsys):
+    spec = {"data": str(runs), "tokenizer": "char",
+            "model": {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16},
+            "train": {"max_steps": 12, "eval_interval": 6, "batch_size": 4, "device": "cpu"}}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert main(["train", "--spec", str(path), "--name", "from-spec", "--steps", "8", "--quiet"]) == 0
+    assert "finished: run 'from-spec', step 8" in capsys.readouterr().out
+    path.write_text(json.dumps({**spec, "train": {"max_steps": 12, "learning_rate": 1e-3}}))
+    assert main(["train", "--spec", str(path), "--name", "bad-spec"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
+    path.write_text("{not json")
+    assert main(["train", "--spec", str(path)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_resume_takes_only_a_step_budget(runs, capsys):
+    assert main(["train", "--data", str(runs), "--name", "r2", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "r2", "--lr", "0.1"]) == 2
+    assert "--resume takes only --steps" in capsys.readouterr().err
 
 
 def test_runs_folder_is_the_course_root_from_any_subfolder(tmp_path, monkeypatch):

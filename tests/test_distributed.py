@@ -31,7 +31,7 @@ def test_two_processes_train_one_run_and_resume(tmp_path):
     assert train[-1]["step"] == 6
     assert len({r["step"] for r in train}) == len(train)  # one process wrote the log
     assert train[-1]["tokens"] == 6 * 2 * 4 * 16  # both processes' batches count
-    state = torch.load(ckpt.resolve_checkpoint(run.path) / "trainer.pt", weights_only=True)
+    state = ckpt.load_trainer_state(run.checkpoint("latest"))
     assert len(state["ranks"]) == 2
     assert not torch.equal(state["ranks"][0]["data_generator"], state["ranks"][1]["data_generator"])
 

@@ -121,6 +121,56 @@ def test_registry_errors_name_the_problem():
         build_model({"family": "gpt", "n_embd": 10, "n_head": 4})
 
 
+# every size must be at least 1; every dropout a fraction in [0, 1)
+SIZE_FIELDS = {
+    "bigram": ["vocab_size", "block_size"],
+    "mlp": ["vocab_size", "block_size", "context", "n_embd", "n_hidden"],
+    "lstm": ["vocab_size", "block_size", "n_embd", "n_hidden", "n_layer"],
+    "gpt": ["vocab_size", "block_size", "n_layer", "n_head", "n_embd"],
+}
+BAD_SIZES = [(family, field, value) for family, fields in SIZE_FIELDS.items() for field in fields
+             for value in (0, -2)]
+
+
+@pytest.mark.parametrize("family, field, value", BAD_SIZES)
+def test_a_size_below_one_is_refused_naming_the_field(family, field, value):
+    spec = {"family": family, "vocab_size": VOCAB, "block_size": BLOCK, **TINY[family], field: value}
+    config_name = FAMILIES[family][0].__name__
+    with pytest.raises(ValueError, match=rf"{config_name}\.{field} must be at least 1, got {value}"):
+        model_config(spec)
+    with pytest.raises(ValueError, match=rf"{config_name}\.{field}"):
+        build_model(spec)
+
+
+@pytest.mark.parametrize("family", ["mlp", "lstm", "gpt"])
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, 2.0, float("nan")])
+def test_a_dropout_outside_zero_to_one_is_refused(family, dropout):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        model_config({"family": family, **TINY[family], "dropout": dropout})
+
+
+@pytest.mark.parametrize("config_cls, field, value", [
+    (FAMILIES["gpt"][0], "n_head", 2.0),
+    (FAMILIES["gpt"][0], "n_layer", True),
+    (FAMILIES["lstm"][0], "n_hidden", "32"),
+    (FAMILIES["mlp"][0], "dropout", "0.1"),
+    (FAMILIES["bigram"][0], "vocab_size", None),
+])
+def test_configs_built_directly_check_their_types_too(config_cls, field, value):
+    with pytest.raises(TypeError, match=rf"{config_cls.__name__}\.{field}"):
+        config_cls(**{field: value})
+
+
+def test_gpt_width_must_split_evenly_over_the_heads():
+    from lesson_lib.models import GPTConfig
+
+    with pytest.raises(ValueError, match=r"GPTConfig.n_embd \(10\) must be divisible by n_head \(4\).*8 or 12"):
+        GPTConfig(n_embd=10, n_head=4)
+    with pytest.raises(ValueError, match=r"n_head \(3\).*at least 3"):
+        GPTConfig(n_embd=2, n_head=3)  # no smaller multiple of 3 than 3 itself
+    assert GPTConfig(n_embd=12, n_head=4, n_layer=1, dropout=0.5).n_embd == 12
+
+
 def test_from_dict_coerces_ints_to_floats_and_lists_to_tuples():
     from dataclasses import dataclass
 

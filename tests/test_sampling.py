@@ -4,8 +4,16 @@ import torch
 
 from lesson_lib.models import build_model
 from lesson_lib.models.base import LanguageModel
-from lesson_lib.sampling import SamplingConfig, generate, generate_ids, next_token_probs, stream
-from lesson_lib.tokenizers import BPETokenizer, CharTokenizer, UnknownCharactersError
+from lesson_lib.sampling import (
+    MAX_NEW_TOKENS,
+    SamplingConfig,
+    generate,
+    generate_ids,
+    next_token_probs,
+    stream,
+    stream_tokens,
+)
+from lesson_lib.tokenizers import BPETokenizer, CharTokenizer, UnknownCharactersError, train_tokenizer
 
 LOGITS = torch.log(torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]))
 
@@ -36,10 +44,39 @@ def test_low_temperature_sharpens():
     ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
     ({"top_k": 0}, "top_k must be at least 1"),
     ({"max_new_tokens": -1}, "max_new_tokens"),
+    ({"max_new_tokens": MAX_NEW_TOKENS + 1}, f"max_new_tokens.*at most {MAX_NEW_TOKENS}"),
+    ({"temperature": float("nan")}, "temperature must be a finite number"),
+    ({"temperature": float("inf")}, "temperature must be a finite number"),
+    ({"top_p": float("nan")}, r"top_p must be in \(0, 1\]"),
 ])
 def test_bad_settings_are_refused_clearly(options, match):
     with pytest.raises(ValueError, match=match):
         SamplingConfig(**options)
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number"),
+    ({"max_new_tokens": 100.0}, "max_new_tokens must be a whole number"),
+    ({"max_new_tokens": True}, "max_new_tokens must be a whole number"),
+    ({"max_new_tokens": "300"}, "max_new_tokens must be a whole number"),
+    ({"top_k": 2.0}, "top_k must be a whole number"),
+    ({"top_k": True}, "top_k must be a whole number"),
+    ({"temperature": "hot"}, "temperature must be a number"),
+    ({"temperature": True}, "temperature must be a number"),
+    ({"top_p": "0.9"}, "top_p must be a number"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+])
+def test_settings_of_the_wrong_type_are_refused_clearly(options, match):
+    with pytest.raises(TypeError, match=match):
+        SamplingConfig(**options)
+
+
+def test_the_largest_allowed_settings_are_accepted():
+    import numpy as np
+
+    config = SamplingConfig(max_new_tokens=MAX_NEW_TOKENS, temperature=0, top_k=np.int64(5), top_p=1)
+    assert config.max_new_tokens == MAX_NEW_TOKENS
+    assert SamplingConfig(max_new_tokens=0, temperature=100.0).max_new_tokens == 0
 
 
 @pytest.fixture
@@ -111,3 +148,50 @@ def test_stream_tokens_reports_the_models_own_probabilities(char_model):
     hot = list(stream_tokens(model, tokenizer, "ROMEO:", max_new_tokens=12, temperature=5.0, seed=3, top=3))
     # temperature changes what is drawn, not the model's own distribution that is reported
     assert all(0 < g.prob <= 1 for g in hot) and any(g.token != g.top[0][0] for g in hot)
+
+
+# --- streamed text equals the whole decode, at a cost linear in the tokens -------------------------------
+
+STREAM_TEXT = ("To be, or not to be (that is the question): [whether] 'tis nobler; {so} it seems!\n"
+               "生存还是毁灭，这是一个问题。🙂👍🏽 café naïve ☃\n") * 10
+PROMPT = "To be, or not"
+
+
+def bigram_for(kind):
+    """A tokenizer of `kind` and a bigram over its vocabulary: uniform at init, so any id may follow any."""
+    tokenizer = train_tokenizer(kind, STREAM_TEXT, vocab_size=300 if kind == "bpe" else None)
+    return build_model({"family": "bigram", "vocab_size": tokenizer.vocab_size}), tokenizer
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_streamed_pieces_equal_the_whole_decode(kind):
+    model, tokenizer = bigram_for(kind)
+    generated = list(stream_tokens(model, tokenizer, PROMPT, max_new_tokens=500, seed=1))
+    prompt_ids = tokenizer.encode(PROMPT)
+    whole = tokenizer.decode(prompt_ids + [g.token for g in generated])
+    assert "".join(g.text for g in generated) == whole[len(tokenizer.decode(prompt_ids)):]
+    assert not any(g.text.endswith("\ufffd") for g in generated[:-1])  # unfinished characters wait
+
+
+def test_streamed_bpe_text_with_chinese_and_emoji_is_exact():
+    tokenizer = train_tokenizer("bpe", STREAM_TEXT, vocab_size=300)
+    text = "生存还是毁灭，这是一个问题。🙂👍🏽 café ☃ 新字🦀"  # the last two never seen in training
+    script = tokenizer.encode(text)
+    assert len(script) > len(text)  # some characters span several tokens
+    model = Scripted(script, prompt_len=1, vocab_size=tokenizer.vocab_size)
+    pieces = [g.text for g in stream_tokens(model, tokenizer, "x", max_new_tokens=len(script), temperature=0)]
+    assert "".join(pieces) == text and "\ufffd" not in "".join(pieces)
+    assert pieces[-1] == "🦀"  # 4 byte tokens: nothing shown until the last one
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_streaming_decodes_a_number_of_ids_linear_in_the_tokens(kind, monkeypatch):
+    model, tokenizer = bigram_for(kind)
+    decoded = []
+    real_decode = tokenizer.decode
+    monkeypatch.setattr(tokenizer, "decode", lambda ids: decoded.append(len(ids)) or real_decode(ids))
+    n_new = 2000
+    for _ in stream_tokens(model, tokenizer, PROMPT, max_new_tokens=n_new, seed=0, top=1):
+        pass
+    # a handful of ids per token; decoding the whole text at every token would be about 2 million
+    assert sum(decoded) < 10 * n_new

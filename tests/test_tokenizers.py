@@ -8,6 +8,7 @@ import torch
 from lesson_lib.tokenizers import (
     BPETokenizer,
     CharTokenizer,
+    StreamDecoder,
     Tokenizer,
     UnknownCharactersError,
     WordTokenizer,
@@ -146,3 +147,50 @@ def test_unknown_kind_and_bad_files(tmp_path):
         tokenizer_from_dict({"kind": "morse"})
     with pytest.raises(ValueError, match="empty text"):
         CharTokenizer.train("")
+
+
+# --- streaming decode: text piece by piece, equal to the whole decode -----------------------------------
+
+STREAM_TEXT = ("To be, or not to be (that is the question): [whether] 'tis nobler; {so} it seems!\n"
+               "生存还是毁灭，这是一个问题。🙂👍🏽 café naïve ☃\n") * 10
+
+
+def streamed(tokenizer, context, ids):
+    """The pieces a StreamDecoder returns for `ids` after `context`, the held-back rest last."""
+    stream = StreamDecoder(tokenizer, context)
+    return [stream.push(i) for i in ids] + [stream.flush()]
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_stream_decoder_pieces_equal_the_whole_decode(kind):
+    tok = train_tokenizer(kind, STREAM_TEXT, vocab_size=300 if kind == "bpe" else None)
+    g = torch.Generator().manual_seed(0)
+    context = tok.encode("To be, or not")
+    encoded = tok.encode(STREAM_TEXT[:200])  # real text: multi-byte characters split over BPE tokens
+    noise = torch.randint(0, tok.vocab_size, (2000,), generator=g).tolist()  # any id in any order
+    for ids in (encoded, noise, noise[:1]):
+        pieces = streamed(tok, context, ids)
+        assert "".join(pieces) == tok.decode(context + ids)[len(tok.decode(context)):]
+        assert not any(p.endswith("\ufffd") for p in pieces[:-1])  # an unfinished character waits
+    assert "".join(streamed(tok, [], encoded)) == tok.decode(encoded)  # no context at all
+
+
+def test_stream_decoder_shows_a_split_character_once_it_is_complete():
+    tok = BPETokenizer.train("plain ascii text only " * 20, vocab_size=260)
+    ids = tok.encode("a☃🙂b")  # the snowman is 3 byte tokens, the emoji 4: none seen in training
+    assert len(ids) == 9
+    assert streamed(tok, tok.encode("x"), ids) == ["a", "", "", "☃", "", "", "", "🙂", "b", ""]
+    # bytes that never become a character are shown (as U+FFFD) once the next token settles them
+    lone = tok.encode("\x80")  # U+0080 is 2 bytes, C2 80: the C2 alone is no character
+    assert streamed(tok, [], [lone[0], tok.encode("b")[0]]) == ["", "\ufffdb", ""]
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_stream_decoder_decodes_each_id_a_bounded_number_of_times(kind, monkeypatch):
+    tok = train_tokenizer(kind, STREAM_TEXT, vocab_size=300 if kind == "bpe" else None)
+    ids = (tok.encode(STREAM_TEXT) * 3)[:3000]
+    decoded = []
+    real_decode = tok.decode
+    monkeypatch.setattr(tok, "decode", lambda batch: decoded.append(len(batch)) or real_decode(batch))
+    streamed(tok, ids[:10], ids[10:])
+    assert sum(decoded) < 8 * len(ids)  # linear: re-decoding everything each time would be ~4.5 million

@@ -15,18 +15,10 @@ from lesson_lib.models import build_model
 from lesson_lib.runs import Run, read_metrics
 from lesson_lib.training import TrainConfig, TrainData, TrainingDiverged, lr_at, make_optimizer, train
 
-TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
-        "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 30
-TINY_GPT = {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.1}
-TINY_TRAIN = {"max_steps": 20, "batch_size": 4, "lr": 3e-3, "warmup_steps": 3, "eval_interval": 5,
-              "eval_iters": 2, "log_interval": 1, "measure_mfu": False, "device": "cpu"}
+from conftest import TEXT, TINY_GPT as GPT_NO_DROPOUT, TINY_TRAIN as BASE_TRAIN
 
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "hamlet.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
+TINY_GPT = {**GPT_NO_DROPOUT, "dropout": 0.1}  # dropout on: resuming must replay the same masks
+TINY_TRAIN = {**BASE_TRAIN, "max_steps": 20, "eval_interval": 5}
 
 
 def spec(text_file, **train):
@@ -79,7 +71,7 @@ def test_run_folder_and_loss_falls(text_file, tmp_path):
     train_records = metrics.of_kind("train")
     assert {"step", "tokens", "time", "train_loss", "lr", "grad_norm", "tokens_per_s"} <= set(train_records[0])
     assert train_records[-1]["tokens"] == 60 * 4 * 16
-    names = [p.name for p in ckpt.list_checkpoints(run.path)]
+    names = [p.name for p in run.checkpoints()]
     assert names[-2:] == ["step_0000040", "step_0000060"]  # keep_last=2, and the best is one of them
     model, tokenizer, meta = load_trained(run.path, "best")
     assert meta["val_loss"] == pytest.approx(min(evals.values()))
@@ -144,11 +136,12 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(tmp_pa
     monkeypatch.setattr(training, "model_spec", lambda m: original(m.inner))  # the wrapper is not a family
     with pytest.raises(TrainingDiverged, match="step 13.*learning rate"):
         train(model, data, config, run, progress=False)
+    run.release()
     before = {k: v.clone() for k, v in inner.state_dict().items()}
     assert all(torch.isfinite(v).all() for v in before.values())  # the bad update was not applied
     end = run.metrics().of_kind("event")[-1]
     assert end["status"] == "failed" and "step 13" in end["message"] and run.status() == "failed"
-    checkpoint = ckpt.resolve_checkpoint(run.path, "latest")
+    checkpoint = run.checkpoint("latest")
     assert checkpoint.name == "step_0000010"
     fresh = NaNAfter(build_model({**TINY_GPT, "vocab_size": 7}), after=0)  # the checkpoint holds the wrapper
     ckpt.load_weights(fresh, checkpoint)
@@ -158,6 +151,7 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(tmp_pa
 def test_a_save_that_fails_midway_leaves_the_previous_checkpoint(text_file, tmp_path, monkeypatch):
     start_run(spec(text_file, max_steps=5), name="disk", root=tmp_path, progress=False)
     run_path = tmp_path / "disk"
+    folder = Run(run_path).checkpoints_path
     model, _, meta = load_trained(run_path, "latest")
     assert meta["step"] == 5
 
@@ -166,10 +160,10 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint(text_file, tmp_
 
     monkeypatch.setattr(ckpt.torch, "save", full_disk)  # weights written, trainer state fails
     with pytest.raises(OSError, match="No space"):
-        ckpt.save_checkpoint(run_path, model, {"step": 10}, {"step": 10, "val_loss": 0.1})
-    assert [p.name for p in ckpt.list_checkpoints(run_path)] == ["step_0000005"]
-    assert not any(p.name.startswith(".tmp") for p in (run_path / "checkpoints").iterdir())
-    assert ckpt.read_best(run_path)["name"] == "step_0000005"
+        ckpt.save_checkpoint(folder, model, {"step": 10}, {"step": 10, "val_loss": 0.1})
+    assert [p.name for p in ckpt.list_checkpoints(folder)] == ["step_0000005"]
+    assert not any(p.name.startswith(".tmp") for p in folder.iterdir())
+    assert ckpt.read_best(folder)["name"] == "step_0000005"
     reloaded, _, meta = load_trained(run_path, "latest")
     assert meta["step"] == 5
     assert all(torch.equal(a, b) for a, b in zip(reloaded.parameters(), model.parameters()))
@@ -177,7 +171,7 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoint(text_file, tmp_
 
 def test_damaged_checkpoint_is_named(text_file, tmp_path):
     start_run(spec(text_file, max_steps=5), name="bad", root=tmp_path, progress=False)
-    weights = ckpt.resolve_checkpoint(tmp_path / "bad", "latest") / "model.safetensors"
+    weights = Run(tmp_path / "bad").checkpoint("latest") / "model.safetensors"
     weights.write_bytes(b"\x00" * 10)
     with pytest.raises(ValueError, match="model.safetensors is damaged"):
         load_trained(tmp_path / "bad", "latest")
@@ -212,17 +206,35 @@ def test_gradient_accumulation_matches_one_large_batch():
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-5)
 
 
-def test_status_comes_from_the_run_files(tmp_path):
-    run = Run.create("status", tmp_path)
+def test_status_comes_from_the_run_files_and_its_lock(tmp_path):
+    run = Run.create("status", tmp_path)  # created: locked by this process
+    assert run.status() == "training"
+    run.release()
     assert run.status() == "new"
     run.log({"kind": "event", "event": "start", "step": 0})
-    run.mark_running()  # this process: alive
-    assert run.status() == "training"
-    dead = json.loads(run.process_path.read_text())
-    dead["pid"] = 2**22 + 12345  # above Linux's pid_max default: no such process
-    run.process_path.write_text(json.dumps(dead))
-    assert run.status() == "stopped"  # killed without a word: resumable
-    run.mark_done()
-    assert run.status() == "stopped"
+    assert run.status() == "stopped"  # started, nobody writing it, no end: killed; resumable
+    reader = Run(tmp_path / "status")  # another handle sees the lock the first one takes
+    run.acquire()
+    assert reader.status() == "training" and reader.writer()["pid"] == os.getpid()
+    run.release()
     run.log({"kind": "event", "event": "end", "status": "finished", "step": 3})
-    assert run.status() == "finished"
+    assert reader.status() == "finished"
+
+
+def test_fp16_trains_with_a_loss_scaler_and_resumes_exactly(text_file, tmp_path):
+    """fp16 autocast (on the CPU too) with its GradScaler: the scale is saved, so resuming is exact."""
+    full = start_run(spec(text_file, precision="fp16"), name="half", root=tmp_path, progress=False)
+    assert full.status == "finished" and all(math.isfinite(r["train_loss"]) for r in full.records
+                                             if r["kind"] == "train")
+    state = ckpt.load_trainer_state(Run(tmp_path / "half").checkpoint("latest"))
+    assert state["scaler"]["scale"] > 1  # the loss was scaled
+
+    def interrupt_at_10(record):
+        if record.get("kind") == "train" and record["step"] == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    start_run(spec(text_file, precision="fp16"), name="half-split", root=tmp_path, callback=interrupt_at_10,
+              progress=False)
+    resume_run("half-split", root=tmp_path, progress=False)
+    split = read_metrics(tmp_path / "half-split" / "metrics.jsonl").records
+    assert losses(split) == losses(full.records)

@@ -9,17 +9,17 @@ from common import model, no_runs_yet, root, start_starter_button
 
 from lesson_lib import checkpoints as ckpt
 from lesson_lib.runs import list_runs
-from lesson_lib.sampling import SamplingConfig, stream_tokens
+from lesson_lib.sampling import MAX_NEW_TOKENS as PACKAGE_CAP, SamplingConfig, stream_tokens
 from lesson_lib.tokenizers import UnknownCharactersError
 
-MAX_NEW_TOKENS = 1000
+MAX_NEW_TOKENS = min(1000, PACKAGE_CAP)  # the page's slider: a screenful; the CLI goes up to the package's cap
 MAX_PROMPT_CHARS = 2000
 STREAM_EVERY_S = 0.03  # how often streamed text is sent to the browser
 
 st.title("Generate")
 if no_runs_yet("generate-start-starter"):
     st.stop()
-ready = [run for run in list_runs(root()) if ckpt.list_checkpoints(run.path)]
+ready = [run for run in list_runs(root()) if run.checkpoints()]
 if not ready:
     st.info("No run has a checkpoint yet, so there is nothing to generate from. A run saves its first "
             "checkpoint at its first evaluation.")
@@ -42,9 +42,11 @@ def as_markdown(text: str) -> str:
 settings, output = st.columns([1, 2], gap="large")
 with settings:
     names = [run.name for run in ready]
-    run_name = st.selectbox("Run", names, index=names.index("starter") if "starter" in names else 0, key="gen-run")
+    asked = st.query_params.get("run")  # a link from the Train or Runs page: ?run=NAME
+    first = asked if asked in names else "starter" if "starter" in names else names[0]
+    run_name = st.selectbox("Run", names, index=names.index(first), key="gen-run")
     run = next(r for r in ready if r.name == run_name)
-    choices = ["best", "latest", *reversed([p.name for p in ckpt.list_checkpoints(run.path)])]
+    choices = ["best", "latest", *reversed([p.name for p in run.checkpoints()])]
     which = st.selectbox("Checkpoint", choices, key="gen-checkpoint",
                          help="best: lowest validation loss; latest: the most recent one")
     prompt = st.text_area("Prompt", "ROMEO:", max_chars=MAX_PROMPT_CHARS, key="gen-prompt")
@@ -54,15 +56,16 @@ with settings:
                             help="Draw only from the k most likely tokens")
     top_p = st.slider("Top-p (1 = off)", 0.05, 1.0, 1.0, 0.05, key="gen-topp",
                       help="Draw only from the most likely tokens whose probabilities add up to p")
-    max_new = st.slider("New tokens", 1, MAX_NEW_TOKENS, 300, key="gen-max")
+    max_new = st.slider("New tokens", 1, MAX_NEW_TOKENS, 300, key="gen-max",
+                        help=f"Up to {MAX_NEW_TOKENS} here; the command line allows up to {PACKAGE_CAP}")
     seed = st.number_input("Seed", 0, 2**31 - 1, 1, key="gen-seed", help="Same seed and settings, same text")
     pressed = st.button("Generate", type="primary", key="gen-go")
 
 with output:
     if pressed:
         try:
-            folder = ckpt.resolve_checkpoint(run.path, which)
-            lm, tokenizer, meta = model(str(run.path), folder.name, (folder / "model.safetensors").stat().st_mtime_ns)
+            folder = run.checkpoint(which)
+            lm, tokenizer, meta = model(str(run.path), folder.name, ckpt.weights_version(folder))
         except (FileNotFoundError, ValueError) as e:
             st.error(f"This checkpoint cannot be loaded: {e}")
             st.stop()

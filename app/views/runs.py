@@ -31,7 +31,8 @@ def runs_section():
                        f"(first: {log.warnings[0]}). The rest of the log is shown.")
 
     names = [run.name for run in runs]
-    newest = [run.name for run in sorted(runs, key=lambda r: r.config_path.stat().st_mtime)][-5:]
+    asked = st.query_params.get("run")  # a link from the Train page: ?run=NAME
+    newest = [asked] if asked in names else [run.name for run in sorted(runs, key=lambda r: r.config_path.stat().st_mtime)][-5:]
     chosen = st.multiselect("Runs to plot", names, default=[n for n in names if n in newest], key="runs-chosen")
     if not chosen:
         st.caption("Pick one or more runs to see their curves.")

@@ -1,0 +1,302 @@
+"""How much memory training takes, predicted from a model spec before any model is built.
+
+Training holds five kinds of tensors at once, and each has its own arithmetic:
+
+- parameters: the weights, 4 bytes each (fp32; mixed precision keeps the master weights in fp32).
+- gradients: one fp32 number per trainable weight, kept from the backward pass to the update.
+  Gradient accumulation adds into the same tensors, so `grad_accum` costs no memory.
+- optimizer state: AdamW keeps a running mean (exp_avg) and mean square (exp_avg_sq) of every
+  trainable weight, 8 bytes per weight, plus a 4-byte step counter per tensor.
+- activations: the tensors autograd saves during the forward pass so that the backward pass can
+  compute gradients (a Linear saves its input, GELU its input, LayerNorm its input and per-token
+  statistics, attention its queries, keys, values and output). They grow with batch x context,
+  are freed by the backward pass, and are what usually runs out. Under bf16 autocast most of them
+  are 2-byte copies, and the bf16 copies of the weight matrices are saved as well.
+- logits: the (B, T, V) output, which the caller holds until the backward pass, plus the fp32
+  log-probabilities cross-entropy saves for its gradient. With a large vocabulary this alone can
+  be gigabytes, so it is reported on its own.
+
+Their sum is what a step holds at its fullest, as a backward pass begins with the gradients of
+earlier micro-batches and the optimizer state already there.
+
+The formulas below are exact for what torch 2.13 saves on the CPU, where they are checked against
+`measure_training_memory` (tests/test_memory.py); the one exception is the LSTM's oneDNN workspace,
+a fitted constant. On CUDA the attention kernels keep no T x T matrices even with dropout, and
+dropout masks are 1-byte booleans; that branch is modelled, not measured here. The estimate
+leaves out temporaries of the backward pass, the data batch and the framework's own memory:
+`check_fits` keeps a headroom for them.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from .device import autocast, autocast_dtype, pick_device
+from .models import model_config
+
+FP32, INT64 = 4, 8  # bytes per element
+MiB, GiB = 2**20, 2**30
+LABELS = {"parameters": "parameters", "gradients": "gradients", "optimizer_state": "AdamW state",
+          "activations": "activations", "logits": "logits"}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes held during training, by kind (see the module docstring)."""
+
+    parameters: int  # all weights, frozen ones included
+    gradients: int  # fp32 gradient of each trainable weight
+    optimizer_state: int  # AdamW exp_avg + exp_avg_sq + step counters
+    activations: int  # saved for backward during one micro-batch forward, logits excepted
+    logits: int  # the (B, T, V) logits and what cross-entropy saves for them
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+    def describe(self) -> str:
+        rows = [(LABELS[f.name], getattr(self, f.name)) for f in fields(self)] + [("total", self.total)]
+        return "\n".join(f"{label:<12} {size / MiB:>10.1f} MiB" for label, size in rows)
+
+    __str__ = describe
+
+
+def predict_training_memory(model_spec: dict[str, Any], batch_size: int, grad_accum: int = 1,
+                            precision: str = "fp32", optimizer: str = "adamw",
+                            device: torch.device | str = "cpu") -> MemoryEstimate:
+    """Memory to train `model_spec` (the registry's dict) on batches of batch_size x block_size tokens.
+
+    precision: fp32 | bf16 | fp16 | auto, as in TrainConfig; `device` only decides what "auto" means
+    and which attention and dropout kernels run. grad_accum is checked but changes nothing:
+    accumulation sums into the same gradient tensors (see the module docstring).
+    """
+    config = model_config(model_spec)  # unknown family or key: the registry's ValueError
+    family = model_spec["family"]
+    for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if optimizer != "adamw":
+        raise ValueError(f"only the trainer's optimizer, 'adamw', is modelled; got {optimizer!r}")
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)  # 'auto' too
+    half = autocast_dtype(device, precision) is not None
+    trainable, frozen = _parameter_tensors(family, config)
+    n_trainable = sum(trainable)
+    B, T, V = batch_size, config.block_size, config.vocab_size
+    # the bigram's logits come out of an embedding lookup, which autocast leaves in fp32
+    logit_size = 2 if half and family != "bigram" else FP32
+    return MemoryEstimate(
+        parameters=FP32 * (n_trainable + sum(frozen)),
+        gradients=FP32 * n_trainable,
+        optimizer_state=2 * FP32 * n_trainable + FP32 * len(trainable),
+        activations=_ACTIVATIONS[family](config, B, 2 if half else FP32, device.type == "cuda"),
+        # logits + fp32 log-probabilities + the targets and a scalar weight total kept by the loss
+        logits=logit_size * B * T * V + FP32 * B * T * V + INT64 * B * T + FP32,
+    )
+
+
+def parameter_count(model_spec: dict[str, Any]) -> int:
+    """Distinct weights of the model `model_spec` describes, equal to `build_model(spec).num_params()`."""
+    trainable, frozen = _parameter_tensors(model_spec["family"], model_config(model_spec))
+    return sum(trainable) + sum(frozen)
+
+
+def _parameter_tensors(family: str, c) -> tuple[list[int], list[int]]:
+    """Sizes of the model's distinct weight tensors: (trainable, frozen)."""
+    if family == "bigram":
+        return [c.vocab_size * c.vocab_size], []
+    if family == "mlp":  # one extra embedding row for the "before the text" token
+        return [(c.vocab_size + 1) * c.n_embd, c.context * c.n_embd * c.n_hidden, c.n_hidden,
+                c.n_hidden * c.vocab_size, c.vocab_size], []
+    if family == "lstm":
+        widths = [c.n_embd] + [c.n_hidden] * (c.n_layer - 1)
+        # per layer: input weights (4H, in), recurrent weights (4H, H), two bias vectors (4H)
+        layers = [n for w in widths for n in (4 * c.n_hidden * w, 4 * c.n_hidden * c.n_hidden,
+                                              4 * c.n_hidden, 4 * c.n_hidden)]
+        embedding = [c.vocab_size * c.n_embd]
+        head = [c.n_hidden * c.vocab_size, c.vocab_size]
+        return (layers + head, embedding) if c.freeze_embedding else (embedding + layers + head, [])
+    if family == "gpt":
+        _check_heads(c)
+        C = c.n_embd
+        norm = [C, C] if c.bias else [C]
+
+        def linear(n_in, n_out):
+            return [n_in * n_out, n_out] if c.bias else [n_in * n_out]
+
+        block = norm + linear(C, 3 * C) + linear(C, C) + norm + linear(C, 4 * C) + linear(4 * C, C)
+        # the output head shares the token embedding's (V, C) matrix, so it adds nothing
+        return [c.vocab_size * C, c.block_size * C] + block * c.n_layer + norm, []
+    raise ValueError(f"no memory model for family {family!r}")
+
+
+def _check_heads(c) -> None:
+    if c.n_embd % c.n_head:  # the same refusal GPT() gives, before anything is built
+        raise ValueError(f"GPTConfig.n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
+
+
+# Activation formulas: (config, batch, bytes of an autocast operand (4 or 2), on CUDA?) -> bytes.
+# `a` is the size of what a matmul saves (its input, cast to bf16 under autocast); norms,
+# softmax and the residual stream stay fp32.
+
+def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
+    _check_heads(c)
+    N, T, C, H = B * c.block_size, c.block_size, c.n_embd, c.n_head
+    dropout = c.dropout > 0
+    mask = 1 if cuda else a  # CPU dropout multiplies by a mask of the input's dtype; CUDA keeps a bool
+
+    ids = INT64 * (N + T)  # token ids and positions, kept by the two embedding lookups
+    norm = FP32 * (N * C + 2 * N)  # LayerNorm: its fp32 input (B, T, C), mean and 1/std (B, T)
+    if dropout and not cuda:
+        # the CPU's fused attention has no dropout, so SDPA runs its math path, in fp32 even
+        # under autocast: q, k, v copies (B, H, T, D) and three (B, H, T, T) matrices
+        # (softmax, dropout mask, dropped weights)
+        attention = FP32 * (3 * N * C + 3 * B * H * T * T) + a * N * C  # + proj's input, a copy
+    else:
+        # fused attention saves q, k, v (views of the qkv output), its output and the
+        # log-sum-exp of each query's scores (B, H, T): nothing of size T x T
+        # the output is laid out (B, T, H, D), so proj's input is the same storage
+        attention = a * 4 * N * C + FP32 * B * H * T
+    block = (norm + a * N * C  # attn_norm, qkv's input
+             + attention  # attention and proj's input
+             + norm + a * N * C  # mlp_norm, up's input
+             + a * 4 * N * C + a * 4 * N * C  # GELU's input (B, T, 4C), down's input
+             + dropout * 2 * mask * N * C)  # residual dropout masks after proj and down
+    embedding_dropout = dropout * (1 if cuda else FP32) * N * C  # the embedding sum is fp32
+    head = norm + a * N * C  # final_norm, lm_head's input
+    # under autocast every matmul saves the bf16 copy of its weight: 12C^2 per block, the tied head
+    weight_copies = a * (12 * C * C * c.n_layer + c.vocab_size * C) if a < FP32 else 0
+    return ids + embedding_dropout + c.n_layer * block + head + weight_copies
+
+
+# oneDNN's LSTM workspace (every step's gates and states), bytes per (step + 1, sequence, unit):
+# fitted to torch 2.13's CPU kernel (nn.LSTM's path when torch.backends.mkldnn is on), within 8%
+# of measured at the course's sizes; tiny layers read higher (page rounding). cuDNN differs.
+_ONEDNN_WORKSPACE = {4: 60, 2: 44}
+
+
+def _lstm_activations(c, B: int, a: int, cuda: bool) -> int:
+    N, T, Hd, L = B * c.block_size, c.block_size, c.n_hidden, c.n_layer
+    between = c.dropout > 0 and L > 1  # nn.LSTM's dropout acts between stacked layers only
+    total = INT64 * N + a * N * c.n_embd  # token ids; the time-major (T, B, n_embd) copy of the input
+    total += a * 2 * L * B * Hd  # the zero initial states h0, c0
+    total += between * (L - 1) * 2 * a * N * Hd  # mask and dropped input before each upper layer
+    # per layer: the (T, B, H) outputs, the final states h_n, c_n (B, H), the workspace
+    total += L * (a * (N * Hd + 2 * B * Hd) + _ONEDNN_WORKSPACE[a] * (T + 1) * B * Hd)
+    total += (c.dropout > 0) * a * N * Hd  # the output dropout's mask
+    total += a * N * Hd  # the output layer's input, a batch-first (B * T, H) copy
+    # under autocast every LSTM weight and bias, and the head's matrix, is saved as a bf16 copy
+    lstm_weights = sum(4 * Hd * (w + Hd) + 8 * Hd for w in [c.n_embd] + [Hd] * (L - 1))
+    weight_copies = a * (lstm_weights + Hd * c.vocab_size) if a < FP32 else 0
+    return total + weight_copies
+
+
+def _mlp_activations(c, B: int, a: int, cuda: bool) -> int:
+    N, n = B * c.block_size, c.context
+    ids = INT64 * B * (c.block_size + n - 1)  # the padded ids the windows are views of
+    hidden_in = a * N * n * c.n_embd  # concatenated window embeddings (B, T, n * n_embd)
+    tanh = a * N * c.n_hidden  # tanh's output, also the output layer's input unless dropout ...
+    mask = 1 if cuda else a
+    dropout = (mask + a) * N * c.n_hidden if c.dropout > 0 else 0  # ... makes a mask and a new input
+    weight_copies = a * (n * c.n_embd * c.n_hidden + c.n_hidden * c.vocab_size) if a < FP32 else 0
+    return ids + hidden_in + tanh + dropout + weight_copies
+
+
+def _bigram_activations(c, B: int, a: int, cuda: bool) -> int:
+    return INT64 * B * c.block_size  # the lookup keeps only the ids; the logits are the table's rows
+
+
+_ACTIVATIONS = {"gpt": _gpt_activations, "lstm": _lstm_activations, "mlp": _mlp_activations,
+                "bigram": _bigram_activations}
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes free for training on `device` now, or None where this cannot be told."""
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)  # 'auto' too
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    try:  # Linux: what can be allocated without swapping, page cache included
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
+class WillNotFit(ValueError):
+    """A training configuration needs more memory than the device has."""
+
+
+def check_fits(estimate: MemoryEstimate, device: torch.device | str = "cpu", headroom: float = 0.8,
+               available: int | None = None) -> int | None:
+    """Raise WillNotFit, saying what to change, unless `estimate` fits in `headroom` of the free memory.
+
+    The headroom (a fraction of what is free) leaves room for what the estimate does not count:
+    backward-pass temporaries, the batch, the framework and the allocator's spare blocks.
+    Returns the free bytes, or None (and passes) when they cannot be told.
+    """
+    if not 0 < headroom <= 1:
+        raise ValueError(f"headroom must be a fraction in (0, 1], got {headroom}")
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    if available is None:
+        available = available_memory(device)
+    if available is None or estimate.total <= headroom * available:
+        return available
+    unit, name = (GiB, "GiB") if estimate.total >= GiB else (MiB, "MiB")
+    parts = ", ".join(f"{LABELS[f.name]} {getattr(estimate, f.name) / unit:.1f}" for f in fields(estimate))
+    per_token = estimate.activations + estimate.logits
+    advice = ("lower the batch size or the context length" if per_token >= estimate.total / 2 else
+              "use a smaller model (fewer layers, a narrower width or a smaller vocabulary)")
+    raise WillNotFit(f"this configuration needs about {estimate.total / unit:.1f} {name} to train ({parts} "
+                     f"{name}) and {available / unit:.1f} {name} is available on {device} "
+                     f"(training may use {headroom:.0%} of it): {advice}")
+
+
+def measure_training_memory(model: torch.nn.Module, idx: torch.Tensor, targets: torch.Tensor,
+                            precision: str = "fp32") -> MemoryEstimate:
+    """The same parts as `predict_training_memory`, measured on a copy of `model` over one step.
+
+    Activations and logits are the distinct storages autograd saves (through saved_tensors_hooks),
+    minus the parameters' own; gradients and AdamW state are read after a backward and one step.
+    """
+    from .training import TrainConfig, make_optimizer  # training imports much; only measuring needs it
+
+    model = copy.deepcopy(model).train()  # the step below must not change the caller's weights
+    params = list({id(p): p for p in model.parameters()}.values())  # a tied weight once
+    weights = {p.untyped_storage().data_ptr() for p in params}
+    saved: dict[int, int] = {}  # storage address -> bytes; views of one storage count once
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved.setdefault(storage.data_ptr(), storage.nbytes())
+        return tensor  # kept alive by the graph, so no address is reused while we count
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with autocast(idx.device, precision):
+            logits, _ = model(idx)
+            activations = sum(saved.values())
+            loss = model.loss_from_logits(logits, targets)
+    saved.setdefault(logits.untyped_storage().data_ptr(), logits.untyped_storage().nbytes())
+    logit_bytes = sum(saved.values()) - activations
+    loss.backward()
+    optimizer = make_optimizer(model, TrainConfig(), idx.device)
+    optimizer.step()
+    return MemoryEstimate(
+        parameters=sum(p.untyped_storage().nbytes() for p in params),
+        gradients=sum(p.grad.untyped_storage().nbytes() for p in params if p.grad is not None),
+        optimizer_state=sum(v.untyped_storage().nbytes() for state in optimizer.state.values()
+                            for v in state.values() if isinstance(v, torch.Tensor)),
+        activations=activations,
+        logits=logit_bytes,
+    )

@@ -1,0 +1,63 @@
+"""What the tests share: a small text, tiny model and training settings, a runs folder of their own.
+
+Tiny means seconds on 2 CPU cores: a one-layer GPT of width 16 over a context of 16 characters.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
+TINY_GPT = {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
+TINY_TRAIN = {"max_steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 3, "eval_interval": 6, "eval_iters": 2,
+              "log_interval": 1, "measure_mfu": False, "device": "cpu"}
+# the same model on the command line (steps and evaluation left to each test)
+TINY_FLAGS = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--batch-size", "4",
+              "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def text_file(tmp_path) -> Path:
+    """A small play as a UTF-8 file."""
+    path = tmp_path / "play.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch) -> Path:
+    """An empty runs folder, also what `runs_dir()` (and so the CLI) uses during the test."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def tiny_spec(text_file):
+    """A function giving a run spec for a tiny GPT on `text_file`; keyword arguments override training fields."""
+    def make(**train):
+        return {"data": str(text_file), "tokenizer": "char", "model": dict(TINY_GPT), "train": {**TINY_TRAIN, **train}}
+    return make
+
+
+@pytest.fixture
+def spawn_train(runs_root):
+    """A function starting `python -m lesson_lib train ARGV` as a separate process writing into `runs_root`."""
+    started = []
+
+    def spawn(*argv: str) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "lesson_lib", "train", *argv], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ, "LESSON_RUNS_DIR": str(runs_root)})
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:  # none outlives its test
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
