@@ -24,14 +24,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import checkpoints as ckpt
-from . import distributed
-from .config import to_dict
+from . import distributed, trainer_state
 from .data import get_batch
 from .device import PRECISIONS, autocast, autocast_dtype, peak_flops, pick_device, seed_everything
-from .fileio import folder_bytes, free_bytes, is_disk_full, mib
-from .models import model_spec
+from .fileio import is_disk_full
 from .runs import Run
+from .trainer_state import DiskFull, Progress  # noqa: F401 - DiskFull is part of this module's interface
 
 
 @dataclass(frozen=True)
@@ -102,10 +100,6 @@ class TrainingDiverged(RuntimeError):
     """A loss or gradient became NaN or infinite; the update was not applied."""
 
 
-class DiskFull(RuntimeError):
-    """The disk holding the run filled up; the run stopped and its previous checkpoint is intact."""
-
-
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning rate for update number `step` (0-based): linear warmup, then cosine to min_lr."""
     if step < config.warmup_steps:
@@ -164,17 +158,6 @@ def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: in
     return float(np.mean(losses))
 
 
-@dataclass
-class _Progress:
-    """Where training stands; saved in every checkpoint."""
-
-    step: int = 0
-    tokens: int = 0
-    elapsed: float = 0.0  # wall seconds over all attempts
-    best_val: float | None = None
-    last_val: float | None = None
-
-
 def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | None = None,
           callback: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
           progress: bool = True) -> TrainResult:
@@ -203,11 +186,11 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
         run.acquire()
     record = _Recorder(run if writes else None, callback)
     try:
-        p, note = _Progress(), None
+        p, note = Progress(), None
         if resume:
             if run is None:
                 raise ValueError("resume=True needs the run to resume")
-            p, note = _restore(run, model, optimizer, scaler, generator, rank, world)
+            p, note = trainer_state.restore(run, model, optimizer, scaler, generator, rank, world)
             if p.step > config.max_steps:
                 raise ValueError(f"run {run.name!r} is at step {p.step}, past max_steps={config.max_steps}: "
                                  f"ask for at least {p.step} steps")
@@ -219,7 +202,7 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
 
         def checkpoint(val_loss: float | None) -> None:
             if run is not None:
-                _save(run, writes, model, optimizer, scaler, generator, config, p, val_loss)
+                trainer_state.save(run, writes, model, optimizer, scaler, generator, config, p, val_loss)
 
         record({"kind": "event", "event": "resume" if resume else "start", "step": p.step, "tokens": p.tokens,
                 "time": p.elapsed, "device": str(device), "params": model.num_params() if hasattr(model, "num_params") else None,
@@ -318,7 +301,7 @@ class _Recorder:
             except OSError as e:
                 if not is_disk_full(e):
                     raise
-                raise DiskFull(_disk_full_message(self.run, e)) from None
+                raise trainer_state.disk_full(self.run, e) from None
         if self.callback is not None:
             self.callback(record)
 
@@ -330,15 +313,6 @@ class _Recorder:
                 self.run.log(record)
         if self.callback is not None:
             self.callback(record)
-
-
-def _disk_full_message(run: Run, error: OSError) -> str:
-    newest = run.checkpoints()
-    needed = folder_bytes(newest[-1]) if newest else None
-    return (f"no space left on the disk holding {run.path} ({mib(free_bytes(run.path))} free; "
-            f"{error.strerror or error}). " + (f"A checkpoint of this run takes {mib(needed)}. " if needed else "") +
-            f"Training stopped; {'the last checkpoint, ' + newest[-1].name + ', is intact' if newest else 'no checkpoint was saved'}. "
-            f"Free some space, then continue with: python -m lesson_lib train --resume {run.name}")
 
 
 class _Throughput:
@@ -361,13 +335,13 @@ class _Throughput:
         return tps, mfu
 
 
-def _train_record(p: _Progress, train_loss: float, lr: float, grad_norm: float, meter: _Throughput) -> dict[str, Any]:
+def _train_record(p: Progress, train_loss: float, lr: float, grad_norm: float, meter: _Throughput) -> dict[str, Any]:
     tps, mfu = meter.take()
     return {"kind": "train", "step": p.step, "tokens": p.tokens, "time": round(p.elapsed, 3),
             "train_loss": train_loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": round(tps, 1), "mfu": mfu}
 
 
-def _evaluate(model: nn.Module, data: TrainData, config: TrainConfig, p: _Progress,
+def _evaluate(model: nn.Module, data: TrainData, config: TrainConfig, p: Progress,
               device: torch.device) -> dict[str, Any]:
     """Val loss on the same windows every time; updates `p`'s last and best val loss."""
     p.last_val = evaluate(model, data.val, config.batch_size, model.config.block_size, config.eval_iters, device,
@@ -378,27 +352,6 @@ def _evaluate(model: nn.Module, data: TrainData, config: TrainConfig, p: _Progre
     if data.chars_per_token:
         record["val_bpc"] = p.last_val / math.log(2) / data.chars_per_token
     return record
-
-
-def _save(run: Run, writes: bool, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-          generator: torch.Generator, config: TrainConfig, p: _Progress, val_loss: float | None) -> None:
-    """A checkpoint of everything needed to continue exactly; a full disk becomes DiskFull."""
-    # every process's batch and dropout streams, so each continues its own after a resume
-    ranks = distributed.gather({"data_generator": generator.get_state(), "rng": ckpt.rng_state()})
-    if not writes:
-        return
-    trainer_state = {"optimizer": optimizer.state_dict(), "step": p.step, "tokens": p.tokens, "elapsed": p.elapsed,
-                     "best_val_loss": p.best_val, "last_val_loss": p.last_val, "ranks": ranks}
-    if scaler.is_enabled():
-        trainer_state["scaler"] = scaler.state_dict()
-    meta = {"step": p.step, "tokens": p.tokens, "val_loss": val_loss, "elapsed": p.elapsed,
-            "model": model_spec(model), "train": to_dict(config)}
-    try:
-        ckpt.save_checkpoint(run.checkpoints_path, model, trainer_state, meta, keep_last=config.keep_last)
-    except OSError as e:
-        if not is_disk_full(e):
-            raise
-        raise DiskFull(_disk_full_message(run, e)) from None
 
 
 class _StopRequest:
@@ -471,38 +424,7 @@ def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: to
     return loss_sum / config.grad_accum, grad_norm
 
 
-def _restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-             generator: torch.Generator, rank: int, world: int) -> tuple[_Progress, str | None]:
-    """Load the run's newest loadable checkpoint into model, optimizer, scaler, batch generator and RNGs.
-
-    Returns where training stands, and a note saying which damaged checkpoints were skipped, or that
-    there was none and training starts from step 0.
-    """
-    if run.writing:
-        ckpt.recover(run.checkpoints_path)
-    checkpoint, skipped = ckpt.newest_loadable(run.checkpoints_path)
-    notes = [f"skipped {name}: {why}" for name, why in skipped]
-    if checkpoint is None:
-        if skipped:
-            raise ValueError(f"no checkpoint of run {run.name!r} can be loaded ({'; '.join(notes)}); "
-                             "start a new run under another name")
-        return _Progress(), f"run {run.name!r} has no checkpoint yet: training it from step 0"
-    ckpt.load_weights(model, checkpoint)
-    state = ckpt.load_trainer_state(checkpoint)
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler.is_enabled() and "scaler" in state:
-        scaler.load_state_dict(state["scaler"])
-    ranks = state["ranks"]
-    if len(ranks) != world:
-        raise ValueError(f"the checkpoint was written by {len(ranks)} process(es) and this run has {world}: "
-                         "resume with the same number of processes, so every one continues its own batches")
-    generator.set_state(ranks[rank]["data_generator"])
-    ckpt.set_rng_state(ranks[rank]["rng"])
-    p = _Progress(state["step"], state["tokens"], state["elapsed"], state.get("best_val_loss"), state.get("last_val_loss"))
-    return p, (f"resumed from {checkpoint.name}; " + "; ".join(notes)) if notes else None
-
-
-def _diverged(record: _Recorder, p: _Progress, what: str, value: float, config: TrainConfig):
+def _diverged(record: _Recorder, p: Progress, what: str, value: float, config: TrainConfig):
     message = (f"step {p.step + 1}: the {what} is {value} (not finite); the update was not applied and the last "
                f"checkpoint is kept. Lower the learning rate (now {config.lr:g}), "
                f"{'turn on gradient clipping (grad_clip=1.0)' if config.grad_clip <= 0 else 'clip harder'}, "

@@ -131,9 +131,9 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_checkpoint(tmp_pa
     run = Run.create("nan", tmp_path)
     run.write_config({"model": {**TINY_GPT, "vocab_size": 7}})
     config = from_dict(TrainConfig, {**TINY_TRAIN, "eval_interval": 10})
-    import lesson_lib.training as training
-    original = training.model_spec
-    monkeypatch.setattr(training, "model_spec", lambda m: original(m.inner))  # the wrapper is not a family
+    import lesson_lib.trainer_state as trainer_state
+    original = trainer_state.model_spec
+    monkeypatch.setattr(trainer_state, "model_spec", lambda m: original(m.inner))  # the wrapper is not a family
     with pytest.raises(TrainingDiverged, match="step 13.*learning rate"):
         train(model, data, config, run, progress=False)
     run.release()
