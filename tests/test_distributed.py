@@ -5,12 +5,11 @@ import sys
 
 import torch
 
+from conftest import TINY_FLAGS
 from lesson_lib import checkpoints as ckpt
 from lesson_lib.runs import Run
 
-TEXT = "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n" * 60
-FLAGS = ["--block-size", "16", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--batch-size", "4",
-         "--eval-interval", "3", "--device", "cpu", "--quiet"]
+FLAGS = ["--eval-interval", "3", *TINY_FLAGS]
 
 
 def run_cli(args, runs, nproc=None):
@@ -20,11 +19,9 @@ def run_cli(args, runs, nproc=None):
     return subprocess.run([*prefix, "-m", "lesson_lib", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_two_processes_train_one_run_and_resume(tmp_path):
-    data = tmp_path / "richard.txt"
-    data.write_text(TEXT, encoding="utf-8")
+def test_two_processes_train_one_run_and_resume(tmp_path, text_file):
     runs = tmp_path / "runs"
-    done = run_cli(["train", "--data", str(data), "--name", "ddp", "--steps", "6", *FLAGS], runs, nproc=2)
+    done = run_cli(["train", "--data", str(text_file), "--name", "ddp", "--steps", "6", *FLAGS], runs, nproc=2)
     assert done.returncode == 0, done.stderr[-2000:]
     run = Run(runs / "ddp")
     train = run.metrics().of_kind("train")
