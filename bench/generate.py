@@ -27,8 +27,8 @@ from lesson_lib.tokenizers import TOKENIZER_KINDS, train_tokenizer
 
 # Text for the streaming tokenizers: words, punctuation, and multi-byte characters (a BPE model
 # with random weights then also emits characters split over several tokens).
-STREAM_TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer "
-               "the slings and arrows of outrageous fortune. 生存还是毁灭，这是一个问题。🙂 café\n") * 20
+STREAM_TEXT = ("To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer the "
+               "slings and arrows of outrageous fortune. 生存还是毁灭，这是一个问题。🙂 café\n") * 20
 STREAM_PROMPT = "To be, or not"
 
 
@@ -44,6 +44,20 @@ def tokens_per_s(model, n_new: int, use_cache: bool, repeats: int) -> float:
             pass
         best = max(best, n_new / (time.perf_counter() - start))
     return best
+
+
+def cache_table(args, device) -> None:
+    print(f"{'preset':18s} {'context':>7s} {'params':>10s} {'new':>5s} {'cache tok/s':>12s} "
+          f"{'no-cache tok/s':>15s} {'ratio':>6s}")
+    for name in args.presets:
+        torch.manual_seed(0)
+        model = build_model({**get_preset(name)["model"], "vocab_size": 84}).to(device).eval()
+        for n_new in (256, 1024):
+            cached = tokens_per_s(model, n_new, True, args.repeats)
+            full = tokens_per_s(model, n_new, False, args.repeats)
+            print(f"{name:18s} {model.config.block_size:7d} {model.num_params():10,d} {n_new:5d} "
+                  f"{cached:12.0f} {full:15.0f} {cached / full:6.1f}x", flush=True)
+
 
 
 def streaming_seconds(model, tokenizer, n_new: int, repeats: int) -> float:
@@ -89,18 +103,6 @@ def main() -> None:
         cache_table(args, device)
     if "streaming" in args.parts:
         streaming_table(device, args.repeats)
-
-
-def cache_table(args, device) -> None:
-    print(f"{'preset':18s} {'context':>7s} {'params':>10s} {'new':>5s} {'cache tok/s':>12s} {'no-cache tok/s':>15s} {'ratio':>6s}")
-    for name in args.presets:
-        torch.manual_seed(0)
-        model = build_model({**get_preset(name)["model"], "vocab_size": 84}).to(device).eval()
-        for n_new in (256, 1024):
-            cached = tokens_per_s(model, n_new, True, args.repeats)
-            full = tokens_per_s(model, n_new, False, args.repeats)
-            print(f"{name:18s} {model.config.block_size:7d} {model.num_params():10,d} {n_new:5d} "
-                  f"{cached:12.0f} {full:15.0f} {cached / full:6.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,6 @@ def _parameter_tensors(family: str, c) -> tuple[list[int], list[int]]:
         head = [c.n_hidden * c.vocab_size, c.vocab_size]
         return (layers + head, embedding) if c.freeze_embedding else (embedding + layers + head, [])
     if family == "gpt":
-        _check_heads(c)
         C = c.n_embd
         norm = [C, C] if c.bias else [C]
 
@@ -132,17 +131,12 @@ def _parameter_tensors(family: str, c) -> tuple[list[int], list[int]]:
     raise ValueError(f"no memory model for family {family!r}")
 
 
-def _check_heads(c) -> None:
-    if c.n_embd % c.n_head:  # the same refusal GPT() gives, before anything is built
-        raise ValueError(f"GPTConfig.n_embd ({c.n_embd}) must be divisible by n_head ({c.n_head})")
-
 
 # Activation formulas: (config, batch, bytes of an autocast operand (4 or 2), on CUDA?) -> bytes.
 # `a` is the size of what a matmul saves (its input, cast to bf16 under autocast); norms,
 # softmax and the residual stream stay fp32.
 
 def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
-    _check_heads(c)
     N, T, C, H = B * c.block_size, c.block_size, c.n_embd, c.n_head
     dropout = c.dropout > 0
     mask = 1 if cuda else a  # CPU dropout multiplies by a mask of the input's dtype; CUDA keeps a bool

@@ -10,19 +10,37 @@ the start jumps forward so that the last 3C/4 tokens remain; the cache is rebuil
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
 from .models.base import LanguageModel
+from .tokenizers import StreamDecoder
 
-MAX_NEW_TOKENS = 10_000  # (placeholder until the sampling change lands)
+# The most tokens one call may generate; the CLI's --max-new-tokens and the dashboard's slider read
+# it. 10,000 tokens is 10,000 characters with a char tokenizer (a few pages; more with BPE), longer
+# than any lesson needs yet only seconds of work for the CPU presets' GPTs, while a slip of the
+# finger (100000, or a million) is refused instead of holding a shared CPU or the dashboard for
+# minutes. Streamed text costs the same per token however long it grows, so the cap is about time.
+MAX_NEW_TOKENS = 10_000
+
+
+def _whole_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # bool is an int to Python
+        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+
+
+def _real_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    max_new_tokens: int = 200  # tokens to generate
+    max_new_tokens: int = 200  # tokens to generate, at most MAX_NEW_TOKENS
     temperature: float = 1.0  # 0: greedy; < 1 sharper, > 1 flatter
     top_k: int | None = None  # keep only the k most likely tokens
     top_p: float | None = None  # keep the smallest set of tokens whose probability reaches p
@@ -30,14 +48,28 @@ class SamplingConfig:
     use_cache: bool = True  # KV cache / carried state where the model has one
 
     def __post_init__(self):
-        if self.max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        # checked here so a bad value is named, not met later as a NaN probability inside torch
+        _whole_number("max_new_tokens", self.max_new_tokens)
+        if not 0 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ValueError(f"max_new_tokens must be at least 0 and at most {MAX_NEW_TOKENS} (the package's "
+                             f"cap, sampling.MAX_NEW_TOKENS), got {self.max_new_tokens}: for longer text, "
+                             "generate again with the end of this text as the prompt")
+        _real_number("temperature", self.temperature)
+        if not math.isfinite(self.temperature):  # nan would pass the check below: nan < 0 is False
+            raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), "
+                             f"got {self.temperature}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be at least 1 (or None for no limit), got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {self.top_p}")
+        if self.top_k is not None:
+            _whole_number("top_k", self.top_k)
+            if self.top_k < 1:
+                raise ValueError(f"top_k must be at least 1 (or None for no limit), got {self.top_k}")
+        if self.top_p is not None:
+            _real_number("top_p", self.top_p)
+            if not 0 < self.top_p <= 1:  # nan fails this comparison too
+                raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {self.top_p}")
+        if self.seed is not None:
+            _whole_number("seed", self.seed)
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -164,18 +196,17 @@ def stream_tokens(model: LanguageModel, tokenizer, prompt: str, config: Sampling
     """Yield each generated token with its text and probabilities, as it is produced.
 
     Text is held back while it ends in an incomplete UTF-8 sequence (byte-level BPE can split one
-    character over several tokens), so the pieces are always valid text.
+    character over several tokens), so the pieces are always valid text. Joined, they are exactly
+    the decoding of prompt and new tokens together, after the prompt's text (word tokens get their
+    spaces), and decoding a token does not cost more as the text grows (see `StreamDecoder`).
     """
     config = config or SamplingConfig(**options)
     ids = list(tokenizer.encode(prompt))
-    base = len(tokenizer.decode(ids))  # decode the whole so word tokens get their spaces
-    shown = 0
+    text = StreamDecoder(tokenizer, ids)
     for i, step in enumerate(generate_steps(model, ids, config)):
-        ids.append(step.token)
-        text = tokenizer.decode(ids)[base:]
-        piece = ""
-        if i + 1 == config.max_new_tokens or not text.endswith("\ufffd"):
-            piece, shown = text[shown:], len(text)
+        piece = text.push(step.token)
+        if i + 1 == config.max_new_tokens:  # the end: an unfinished character is shown as it is
+            piece += text.flush()
         values, indices = torch.topk(step.model_probs, min(top, step.model_probs.numel()))
         yield GeneratedToken(step.token, piece, float(step.model_probs[step.token]),
                              list(zip(indices.tolist(), values.tolist())))

@@ -8,6 +8,8 @@
 
 All share `encode`, `decode`, `vocab_size` and a JSON form (`to_dict`, `save`, `load_tokenizer`),
 so a run folder stores its tokenizer next to its checkpoints and any model can be sampled later.
+`StreamDecoder` turns ids that arrive one at a time (a model generating) into text pieces, at a
+cost per id that does not grow with the text.
 """
 from __future__ import annotations
 
@@ -184,7 +186,8 @@ class WordTokenizer(Tokenizer):
 class BPETokenizer(Tokenizer):
     """Byte-level BPE: text is UTF-8 bytes, so every string is encodable and decodes back exactly.
 
-    Decoding only part of a sequence may split a multi-byte character; those bytes show as U+FFFD (the replacement character).
+    Decoding only part of a sequence may split a multi-byte character; those bytes show as U+FFFD
+    (the replacement character).
     """
 
     kind = "bpe"
@@ -237,6 +240,54 @@ class BPETokenizer(Tokenizer):
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "tokenizer_json": self._tok.to_str()}
+
+
+class StreamDecoder:
+    """Text for ids pushed one at a time: `push(id)` returns the text that id adds, `flush()` what
+    was held back. Joined, the pieces equal `decode(context + ids)[len(decode(context)):]` exactly.
+
+    Decoding the whole sequence at every id costs time quadratic in its length; this decodes a short
+    window instead. The window starts at a *stable point*: a place after which the text of later
+    ids does not depend on anything before the window. For each kind:
+    - char: every boundary is stable (a character per id).
+    - word: the space before a word depends on the word before it only, so a window that keeps one
+      earlier id decodes the rest with the same spaces as the whole.
+    - bpe: the text is the UTF-8 decoding of the tokens' bytes, where an unfinished character shows
+      as a trailing U+FFFD. When the decoded ids do not end in U+FFFD, the bytes end on a whole
+      character, so the decoding of later bytes starts there afresh: a stable point.
+    So a window runs from one stable point (`start`) through the next (`stable`) to the newest id;
+    pieces are cut from the window's text after what is already shown. A trailing U+FFFD is held
+    back, since it may yet become part of a character, and everything before it is final. Each push
+    decodes the ids since the last-but-one stable point: a few, where characters end on token
+    boundaries (always for char and word tokenizers).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, context: Sequence[int] = ()):
+        self.decode = tokenizer.decode
+        self.ids = [int(i) for i in context]
+        self.text = self.decode(self.ids)  # the window's text, the window being ids[start:]
+        self.start = 0
+        # a context that ends mid-character gives no stable point; the start of the text always is one
+        self.stable = 0 if self.text.endswith("\ufffd") else len(self.ids)
+        self.shown = len(self.text)  # characters of `text` already returned
+
+    def push(self, token: int) -> str:
+        """The text that `token` completes ('' while it ends in an unfinished character)."""
+        self.ids.append(int(token))
+        self.text = self.decode(self.ids[self.start:])
+        unfinished = self.text.endswith("\ufffd")
+        end = len(self.text) - unfinished  # a trailing U+FFFD waits; all before it is final
+        piece, self.shown = self.text[self.shown:end], end
+        if not unfinished:  # a new stable point: the window moves up to begin at the previous one
+            self.start, self.stable = self.stable, len(self.ids)
+            self.text = self.decode(self.ids[self.start:])
+            self.shown = len(self.text)
+        return piece
+
+    def flush(self) -> str:
+        """The text held back: at the end of generation an unfinished character stays U+FFFD."""
+        piece, self.shown = self.text[self.shown:], len(self.text)
+        return piece
 
 
 _KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}

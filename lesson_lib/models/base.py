@@ -13,6 +13,36 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+# why every family's vocabulary and training window need at least one token
+WINDOW_AND_VOCAB = {"vocab_size": "a model needs at least one token to predict (the tokenizer sets it)",
+                    "block_size": "a training window holds at least one token"}
+
+
+def check_sizes(config: Any, **why: str) -> None:
+    """Refuse a size field that is not a whole number of at least 1, naming it and saying why.
+
+    Called from each config's `__post_init__`, so a bad shape fails where it is written, with its
+    name, instead of as a ZeroDivisionError or an empty model deep inside torch.
+    """
+    for name, reason in why.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{type(config).__name__}.{name} must be a whole number, got {value!r} "
+                            f"({type(value).__name__})")
+        if value < 1:
+            raise ValueError(f"{type(config).__name__}.{name} must be at least 1, got {value}: {reason}")
+
+
+def check_dropout(config: Any) -> None:
+    """Dropout is the fraction of activations zeroed in training: in [0, 1), and 0 turns it off."""
+    p = config.dropout
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"{type(config).__name__}.dropout must be a number, got {p!r} ({type(p).__name__})")
+    if not 0 <= p < 1:  # also refuses nan, for which every comparison is False
+        raise ValueError(f"{type(config).__name__}.dropout must be in [0, 1), got {p}: it is the fraction "
+                         "of activations zeroed in training (1 would zero them all); use 0 for none")
+
+
 class LanguageModel(nn.Module):
     """Base class: `forward(idx, targets=None) -> (logits, loss)`.
 

@@ -5,13 +5,16 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from .base import LanguageModel
+from .base import WINDOW_AND_VOCAB, LanguageModel, check_sizes
 
 
 @dataclass(frozen=True)
 class BigramConfig:
     vocab_size: int = 65  # tokens in the vocabulary
     block_size: int = 64  # training window length (the model itself only ever looks one token back)
+
+    def __post_init__(self):
+        check_sizes(self, **WINDOW_AND_VOCAB)
 
 
 class Bigram(LanguageModel):

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import LanguageModel
+from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,19 @@ class GPTConfig:
     n_embd: int = 128  # residual stream width C
     dropout: float = 0.0  # dropout on attention weights and residual branches
     bias: bool = False  # biases in Linear and LayerNorm layers
+
+    def __post_init__(self):
+        check_sizes(self, **{**WINDOW_AND_VOCAB, "block_size": "the context must hold at least one token"},
+                    n_layer="a GPT with no transformer block is only an embedding; use 1 or more",
+                    n_head="each block needs at least one attention head",
+                    n_embd="the residual stream needs at least one channel")
+        if self.n_embd % self.n_head:
+            below = self.n_embd // self.n_head * self.n_head  # the multiples of n_head either side
+            near = " or ".join(str(m) for m in (below, below + self.n_head) if m > 0)
+            raise ValueError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                             f"each head gets n_embd / n_head channels. Use an n_embd of {near}, or a head "
+                             f"count that divides {self.n_embd}")
+        check_dropout(self)
 
 
 # KV cache: one (keys, values) pair per block, each (B, n_head, T_seen, head_dim)
@@ -92,8 +105,6 @@ class GPT(LanguageModel):
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        if config.n_embd % config.n_head:
-            raise ValueError(f"GPTConfig.n_embd ({config.n_embd}) must be divisible by n_head ({config.n_head})")
         self.config = config
         self.context_limit = config.block_size
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .base import LanguageModel
+from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,13 @@ class LSTMConfig:
     n_layer: int = 1  # stacked LSTM layers
     dropout: float = 0.0  # dropout between layers and before the output
     freeze_embedding: bool = False  # keep the (pretrained) embedding fixed during training
+
+    def __post_init__(self):
+        check_sizes(self, **WINDOW_AND_VOCAB,
+                    n_embd="each token's embedding needs at least one number",
+                    n_hidden="the LSTM's state needs at least one number",
+                    n_layer="an LSTM with no layer has no state to carry; use 1 or more")
+        check_dropout(self)
 
 
 class LSTM(LanguageModel):

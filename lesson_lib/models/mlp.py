@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import LanguageModel
+from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,17 @@ class MLPConfig:
     n_hidden: int = 256  # hidden layer width
     dropout: float = 0.0  # dropout on the hidden layer
 
+    def __post_init__(self):
+        check_sizes(self, **WINDOW_AND_VOCAB,
+                    context="each prediction must see at least the token before it",
+                    n_embd="each token's embedding needs at least one number",
+                    n_hidden="the hidden layer needs at least one unit")
+        check_dropout(self)
+
 
 class MLP(LanguageModel):
     def __init__(self, config: MLPConfig):
         super().__init__()
-        if config.context < 1:
-            raise ValueError(f"MLPConfig.context must be at least 1, got {config.context}")
         self.config = config
         self.receptive_field = config.context
         # one extra row: the "before the text" token that pads the first positions
