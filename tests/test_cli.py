@@ -74,6 +74,11 @@ def test_generation_errors(runs, capsys):
     assert "'☃'" in capsys.readouterr().err
     assert main(["generate", "--run", "g", "--checkpoint", "999"]) == 2
     assert "no checkpoint '999'" in capsys.readouterr().err
+    assert main(["generate", "--run", "g", "--temperature", "nan"]) == 2
+    assert "temperature must be a finite number" in capsys.readouterr().err
+    assert main(["generate", "--run", "g", "--max-new-tokens", "20000"]) == 2
+    err = capsys.readouterr().err
+    assert "at most 10000" in err and "Traceback" not in err
 
 
 def test_second_run_with_a_taken_name_is_refused(runs, capsys):
