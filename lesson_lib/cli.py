@@ -71,11 +71,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_spec(args: argparse.Namespace) -> dict[str, Any]:
-    """The run spec a `train` command line describes: the preset, then each flag given on top."""
-    spec = _read_spec(args.spec) if args.spec else get_preset(args.preset or "starter")
-    spec.setdefault("preset", None)
-    if args.preset or not args.spec:
-        spec["preset"] = args.preset
+    """The run spec a `train` command line describes: a preset (starter's by default) or a --spec
+    file, then each flag given on top."""
+    if args.spec and args.preset:
+        raise ValueError("give --preset or --spec, not both")
+    if args.spec:
+        spec = _read_spec(args.spec)
+    else:
+        spec = get_preset(args.preset or "starter")
+        # a run counts as the preset's when asked for by name, or when no flag replaced its model or text
+        spec["preset"] = args.preset or (None if args.model or args.data else "starter")
     spec.pop("description", None)
     spec.setdefault("model", {"family": "gpt"})
     spec.setdefault("train", {})
@@ -91,12 +96,6 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     for flag, field in _TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             spec["train"][field] = getattr(args, flag)
-    if args.spec:
-        return spec
-    if not args.preset and (args.model or args.data):
-        spec["preset"] = None
-    elif not args.preset:
-        spec["preset"] = "starter"
     return spec
 
 
