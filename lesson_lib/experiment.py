@@ -120,7 +120,7 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
                 "name": name, "created": dt.datetime.now().isoformat(timespec="seconds"),
                 "preset": spec.get("preset"), "data": info, "model": model_spec, "train": to_dict(config),
                 "val_fraction": spec["val_fraction"], "n_params": model.num_params(),
-                "flops_per_token": model.flops_per_token(),
+                "flops_per_token": model.flops_per_token(), "spec": spec,
             })
             if run.restarted_from and callback is not None:
                 callback({"kind": "note", "message": f"run {name!r} had {run.restarted_from}: "
@@ -167,6 +167,57 @@ def resume_run(name: str, root: Path | None = None, max_steps: int | None = None
         return train(model, data, config, run, callback=callback, resume=True, progress=progress)
     finally:
         run.release()
+
+
+# settings that change how a run trains but not what it learns: a run may be continued under others
+_HOW_NOT_WHAT = ("max_steps", "device", "compile", "measure_mfu")
+
+
+def _what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
+    """A checked spec with every default filled in, less the settings in _HOW_NOT_WHAT: two specs
+    that train the same model on the same data the same way give equal dicts."""
+    spec = check_spec(spec)
+    model = to_dict(model_config({**spec["model"], "vocab_size": 2}))
+    del model["vocab_size"]  # the tokenizer decides it
+    train = {k: v for k, v in to_dict(from_dict(TrainConfig, spec.get("train") or {})).items()
+             if k not in _HOW_NOT_WHAT}
+    return {"data": str(spec["data"]), "tokenizer": spec["tokenizer"], "vocab_size": spec["vocab_size"],
+            "val_fraction": spec["val_fraction"], "model": {"family": spec["model"]["family"], **model},
+            "train": train}
+
+
+def ensure_run(spec: dict[str, Any], name: str, root: Path | None = None,
+               callback: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
+    """The run `name`, trained as `spec` says: started if it does not exist, continued if it stopped
+    or `spec` asks for more steps, and read back from its log if it is done.
+
+    Notebooks call this, so running a chapter again reuses its runs instead of training them twice.
+    A run of that name trained on other settings is refused, never replaced: the message says which.
+    """
+    spec = check_spec(spec)
+    if not run_exists(name, root):
+        return start_run(spec, name=name, root=root, callback=callback, progress=progress)
+    run = Run.open(name, root)
+    config = run.read_config()
+    if "spec" not in config:
+        raise ValueError(f"run {name!r} exists but does not record the spec it was trained from: delete "
+                         f"{run.path} to train it again here, or pick another name")
+    have, want = _what_is_trained(config["spec"]), _what_is_trained(spec)
+    differ = [key for key in want if want[key] != have[key]]
+    if differ:
+        raise ValueError(f"run {name!r} exists with other {differ[0]} settings ({have[differ[0]]} instead of "
+                         f"{want[differ[0]]}): delete {run.path} to train it again, or pick another name")
+    steps, done = from_dict(TrainConfig, spec.get("train") or {}).max_steps, config["train"]["max_steps"]
+    if steps < done:
+        raise ValueError(f"run {name!r} was trained for {done} steps, more than the {steps} asked for: ask for "
+                         f"{done} or more, or pick another name")
+    if steps > done or run.status() != "finished":
+        return resume_run(name, root, max_steps=steps, callback=callback, progress=progress)
+    log = run.metrics()
+    evals, end = log.of_kind("eval"), log.of_kind("event")[-1]
+    return TrainResult("finished", end["step"], end.get("tokens", 0), end.get("time", 0.0),
+                       evals[-1]["val_loss"] if evals else None, min((r["val_loss"] for r in evals), default=None),
+                       log.records, name)
 
 
 def load_trained(run: str | Path | Run, which: str | int = "best", device: str = "cpu"

@@ -238,3 +238,19 @@ def test_fp16_trains_with_a_loss_scaler_and_resumes_exactly(text_file, tmp_path)
     resume_run("half-split", root=tmp_path, progress=False)
     split = read_metrics(tmp_path / "half-split" / "metrics.jsonl").records
     assert losses(split) == losses(full.records)
+
+
+def test_ensure_run_trains_once_then_reuses_continues_or_refuses(text_file, tmp_path):
+    from lesson_lib.experiment import ensure_run
+
+    first = ensure_run(spec(text_file, max_steps=10), "again", root=tmp_path, progress=False)
+    log_size = (tmp_path / "again" / "metrics.jsonl").stat().st_size
+    reused = ensure_run(spec(text_file, max_steps=10, device="auto"), "again", root=tmp_path, progress=False)
+    assert (tmp_path / "again" / "metrics.jsonl").stat().st_size == log_size  # nothing trained
+    assert reused.step == 10 and reused.best_val_loss == first.best_val_loss
+    more = ensure_run(spec(text_file, max_steps=15), "again", root=tmp_path, progress=False)
+    assert more.step == 15 and Run(tmp_path / "again").read_config()["train"]["max_steps"] == 15
+    with pytest.raises(ValueError, match="other train settings"):
+        ensure_run(spec(text_file, max_steps=15, lr=1e-2), "again", root=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="trained for 15 steps"):
+        ensure_run(spec(text_file, max_steps=5), "again", root=tmp_path, progress=False)
