@@ -35,7 +35,30 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 100, "log_interval": 10,
                   "precision": "auto"},
     },
+    # chapter 5's character-level GPT, which chapter 6 fine-tunes as a genre classifier
+    "ch05-gpt-char": {
+        "description": "chapter 5's char-level GPT on Shakespeare (the starter's size); chapter 6 builds on it",
+        "data": "shakespeare",
+        "tokenizer": "char",
+        "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+        "train": {"max_steps": 1500, "batch_size": 12, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 50,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 20, "log_interval": 10},
+    },
 }
+
+FAST_FRACTION = 8  # a notebook's FAST run of a preset takes 1/8 of its steps (and at least 50)
+
+
+def notebook_run(preset: str, fast: bool) -> tuple[str, dict[str, Any]]:
+    """(run name, spec) of `preset` as a notebook trains it. With `fast` (the tests' mode) the run is
+    shorter and named `PRESET-fast`, so a quick run never mixes with the full lesson's run of the same
+    preset, and two notebooks asking for the same preset get the same run."""
+    spec = {**get_preset(preset), "preset": preset}
+    if not fast:
+        return preset, spec
+    steps = max(50, spec["train"]["max_steps"] // FAST_FRACTION)
+    spec["train"] = {**spec["train"], "max_steps": steps, "eval_interval": min(spec["train"]["eval_interval"], steps)}
+    return f"{preset}-fast", spec
 
 
 def get_preset(name: str) -> dict[str, Any]:

@@ -254,3 +254,16 @@ def test_ensure_run_trains_once_then_reuses_continues_or_refuses(text_file, tmp_
         ensure_run(spec(text_file, max_steps=15, lr=1e-2), "again", root=tmp_path, progress=False)
     with pytest.raises(ValueError, match="trained for 15 steps"):
         ensure_run(spec(text_file, max_steps=5), "again", root=tmp_path, progress=False)
+
+
+def test_every_preset_is_a_valid_spec_and_notebook_runs_are_named_by_mode():
+    from lesson_lib.experiment import check_spec
+    from lesson_lib.presets import PRESETS, notebook_run
+
+    for name in PRESETS:
+        check_spec({**PRESETS[name], "train": {**PRESETS[name]["train"], "device": "cpu"}})
+    full_name, full = notebook_run("ch05-gpt-char", fast=False)
+    fast_name, fast = notebook_run("ch05-gpt-char", fast=True)
+    assert (full_name, fast_name) == ("ch05-gpt-char", "ch05-gpt-char-fast")
+    assert fast["model"] == full["model"] and 50 <= fast["train"]["max_steps"] < full["train"]["max_steps"]
+    assert notebook_run("ch05-gpt-char", fast=True) == (fast_name, fast)  # two notebooks, one run
