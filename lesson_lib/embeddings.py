@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .models.word2vec import SkipGram, Word2VecConfig, noise_distribution, skipgram_pairs
+from .device import cpu_threads
 from .fileio import atomic_write, write_json
 from .runs import runs_dir
 from .tokenizers import WordTokenizer
@@ -152,14 +153,9 @@ def train_word2vec(sentences: Sentences, vocab: Vocab, config: Word2VecConfig, e
     small gather/scatter operations gain little from a second thread, and on a busy 2-core machine
     two threads waiting on each other were measured 10x slower than one.
     """
-    previous_threads = torch.get_num_threads()
-    if threads is not None and torch.device(device).type == "cpu":
-        torch.set_num_threads(threads)
-    try:
+    with cpu_threads(threads if torch.device(device).type == "cpu" else None):
         return _train_word2vec(sentences, vocab, config, epochs, lr, batch_size, sample, seed, device,
                                progress, log_every)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train_word2vec(sentences, vocab, config, epochs, lr, batch_size, sample, seed, device, progress,

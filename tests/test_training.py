@@ -267,3 +267,15 @@ def test_every_preset_is_a_valid_spec_and_notebook_runs_are_named_by_mode():
     assert (full_name, fast_name) == ("ch05-gpt-char", "ch05-gpt-char-fast")
     assert fast["model"] == full["model"] and 50 <= fast["train"]["max_steps"] < full["train"]["max_steps"]
     assert notebook_run("ch05-gpt-char", fast=True) == (fast_name, fast)  # two notebooks, one run
+
+
+def test_cpu_threads_is_restored_after_the_block():
+    from lesson_lib.device import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("even when the block fails")
+    assert torch.get_num_threads() == before
