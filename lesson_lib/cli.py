@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=list(FAMILIES), help="model family")
     t.add_argument("--tokenizer", choices=list(TOKENIZER_KINDS))
     t.add_argument("--vocab-size", type=int, help="vocabulary size for word and bpe tokenizers")
+    t.add_argument("--init-vectors", metavar="NAME", help="start a word-level LSTM's embedding from word vectors "
+                   "saved in the runs folder (chapter 4 saves word2vec-shakespeare)")
     for flag in _MODEL_FLAGS:
         t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int)
     t.add_argument("--steps", type=int, help="optimizer updates (max_steps)")
@@ -87,7 +89,7 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if args.model and args.model != spec["model"].get("family"):
         spec["model"] = {"family": args.model, **({"block_size": spec["model"]["block_size"]}
                                                   if "block_size" in spec["model"] else {})}
-    for key in ("data", "tokenizer", "vocab_size"):
+    for key in ("data", "tokenizer", "vocab_size", "init_vectors"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)
     for flag in _MODEL_FLAGS:
@@ -122,7 +124,8 @@ def _train(args) -> int:
     from .experiment import resume_run, start_run
 
     if args.resume:
-        given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", *_MODEL_FLAGS,
+        given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", "init_vectors",
+                                   *_MODEL_FLAGS,
                                    *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
         if given:
             raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "

@@ -301,6 +301,24 @@ def save_vectors(folder: str | os.PathLike, vectors: np.ndarray, vocab: Vocab, m
     return folder
 
 
+def embedding_matrix(words: Sequence[str], vectors: np.ndarray, vocab: Vocab, seed: int = 0
+                     ) -> tuple[np.ndarray, int]:
+    """Rows for a model's vocabulary `words` taken from word vectors by word, and how many were found.
+
+    A model's token ids and the vectors' word ids differ, so rows are matched by the word itself.
+    A word the vectors lack (punctuation, `<pad>`, `<unk>`, a rare word) gets a random row of the
+    vectors' own scale, so it starts neither at zero nor far out of range.
+    """
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(0.0, float(vectors.std()), size=(len(words), vectors.shape[1])).astype(np.float32)
+    found = 0
+    for i, word in enumerate(words):
+        if word in vocab.index:
+            rows[i] = vectors[vocab.index[word]]
+            found += 1
+    return rows, found
+
+
 def load_vectors(folder: str | os.PathLike) -> tuple[np.ndarray, Vocab, dict]:
     """(vectors, vocab, meta) saved by `save_vectors`."""
     from safetensors.torch import load_file

@@ -20,13 +20,15 @@ from . import checkpoints as ckpt
 from . import distributed, memory
 from .config import from_dict, to_dict
 from .data import load_corpus, split_train_val, to_token_array
+from .embeddings import embedding_matrix, load_vectors
 from .device import pick_device, seed_everything
 from .models import FAMILIES, LanguageModel, build_model, model_config
 from .runs import Run, RunBusy, check_run_name, run_exists, runs_dir
 from .tokenizers import TOKENIZER_KINDS, Tokenizer, load_tokenizer, train_tokenizer
 from .training import TrainConfig, TrainData, TrainResult, train
 
-SPEC_KEYS = {"description", "data", "tokenizer", "vocab_size", "val_fraction", "model", "train", "preset"}
+SPEC_KEYS = {"description", "data", "tokenizer", "vocab_size", "val_fraction", "model", "train", "preset",
+             "init_vectors"}
 
 
 def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +54,11 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 0.5:
         raise ValueError(f"val_fraction must be a number between 0 and 0.5, got {fraction!r}")
     model = dict(spec.get("model") or {"family": "gpt"})
+    if spec.get("init_vectors") is not None:
+        check_run_name(spec["init_vectors"])  # a folder in the runs folder, named like a run
+    if spec.get("init_vectors") is not None and (spec["tokenizer"] != "word" or model.get("family") != "lstm"):
+        raise ValueError("init_vectors (word vectors for the embedding) needs the word tokenizer and the lstm "
+                         f"family; this spec has {spec['tokenizer']!r} and {model.get('family')!r}")
     if model.get("family") not in FAMILIES:
         raise ValueError(f"unknown model family {model.get('family')!r}; choose one of: {', '.join(FAMILIES)}")
     model_config({**model, "vocab_size": model.get("vocab_size", 2)})  # every other field checked now
@@ -102,6 +109,10 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
     tokenizer, data, info = prepare_data(spec["data"], spec["tokenizer"], spec["vocab_size"], spec["val_fraction"])
     model_spec = {**spec["model"], "vocab_size": tokenizer.vocab_size}
     model_config(model_spec)
+    start_vectors = None
+    if spec.get("init_vectors"):
+        start_vectors, info["init_vectors"] = _word_vector_rows(tokenizer, model_spec, spec["init_vectors"], root,
+                                                                config.seed)
     device = pick_device(config.device)
     memory.check_fits(memory.predict_training_memory(model_spec, config.batch_size, config.grad_accum,
                                                      config.precision, device=device), device)
@@ -114,6 +125,8 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
     try:
         seed_everything(config.seed)  # the same seed gives the same initial weights on every process
         model = build_model(model_spec)
+        if start_vectors is not None:
+            model.load_embedding(start_vectors)
         if rank == 0:
             tokenizer.save(run.tokenizer_path)
             run.write_config({
@@ -128,6 +141,19 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
         return train(model, data, config, run, callback=callback, progress=progress)
     finally:
         run.release()
+
+
+def _word_vector_rows(tokenizer: Tokenizer, model_spec: dict[str, Any], name: str, root: Path, seed: int
+                      ) -> tuple[Any, dict[str, Any]]:
+    """The embedding rows a run starts from when its spec names word vectors saved in the runs folder
+    (chapter 4 saves "word2vec-shakespeare"), and how many of the vocabulary's words they cover."""
+    vectors, vocab, _ = load_vectors(root / name)
+    width = model_config(model_spec).n_embd
+    if vectors.shape[1] != width:
+        raise ValueError(f"the word vectors {name!r} have {vectors.shape[1]} dimensions and the model's embedding "
+                         f"{width}: set the model's n_embd to {vectors.shape[1]}")
+    rows, found = embedding_matrix(tokenizer.words, vectors, vocab, seed)
+    return rows, {"name": name, "words_found": found, "vocab_size": len(rows)}
 
 
 def resume_point(run: Run) -> int:
@@ -182,8 +208,8 @@ def _what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
     train = {k: v for k, v in to_dict(from_dict(TrainConfig, spec.get("train") or {})).items()
              if k not in _HOW_NOT_WHAT}
     return {"data": str(spec["data"]), "tokenizer": spec["tokenizer"], "vocab_size": spec["vocab_size"],
-            "val_fraction": spec["val_fraction"], "model": {"family": spec["model"]["family"], **model},
-            "train": train}
+            "val_fraction": spec["val_fraction"], "init_vectors": spec.get("init_vectors"),
+            "model": {"family": spec["model"]["family"], **model}, "train": train}
 
 
 def ensure_run(spec: dict[str, Any], name: str, root: Path | None = None,

@@ -279,3 +279,28 @@ def test_cpu_threads_is_restored_after_the_block():
     with pytest.raises(RuntimeError), cpu_threads(1):
         raise RuntimeError("even when the block fails")
     assert torch.get_num_threads() == before
+
+
+def test_a_word_level_lstm_starts_from_saved_word_vectors(text_file, tmp_path):
+    from lesson_lib.embeddings import Vocab, save_vectors
+    from lesson_lib.tokenizers import load_tokenizer
+
+    words = ("romeo", "but", "soft", "what", "light", "juliet")
+    vectors = np.random.default_rng(0).normal(size=(len(words), 12)).astype(np.float32)
+    save_vectors(tmp_path / "vecs", vectors, Vocab(words, (5, 4, 3, 2, 2, 1)))
+    lstm = {"family": "lstm", "block_size": 8, "n_embd": 12, "n_hidden": 16, "freeze_embedding": True}
+    word_spec = {"data": str(text_file), "tokenizer": "word", "model": lstm, "init_vectors": "vecs",
+                 "train": {**TINY_TRAIN, "max_steps": 4, "eval_interval": 4}}
+    start_run(word_spec, name="w2v", root=tmp_path, progress=False)
+    model, tokenizer, _ = load_trained(tmp_path / "w2v", "latest")
+    embedding = model.token_embedding.weight.detach().numpy()
+    for row, word in enumerate(words):  # frozen: still exactly the vectors, found by word
+        assert np.array_equal(embedding[load_tokenizer(tmp_path / "w2v" / "tokenizer.json").words.index(word)],
+                              vectors[row])
+    info = Run(tmp_path / "w2v").read_config()["data"]["init_vectors"]
+    assert info == {"name": "vecs", "words_found": len(words), "vocab_size": tokenizer.vocab_size}
+    with pytest.raises(ValueError, match="set the model's n_embd to 12"):
+        start_run({**word_spec, "model": {**lstm, "n_embd": 10}}, name="wrong", root=tmp_path, progress=False)
+    assert not (tmp_path / "wrong").exists()
+    with pytest.raises(ValueError, match="needs the word tokenizer and the lstm"):
+        start_run({**word_spec, "tokenizer": "char"}, name="wrong", root=tmp_path, progress=False)
