@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import TEXT, TINY_FLAGS
 from lesson_lib import checkpoints as ckpt
@@ -384,7 +383,7 @@ def test_a_full_disk_during_a_checkpoint(tmp_path, text_file):
     root.mkdir()
     script = tmp_path / "script.py"
     script.write_text(FULL_DISK_SCRIPT)
-    shell = f'mount -t tmpfs -o size=320k tmpfs "$1" && exec "$0" "$2" "$1" "$3"'
+    shell = 'mount -t tmpfs -o size=320k tmpfs "$1" && exec "$0" "$2" "$1" "$3"'
     done = subprocess.run(["unshare", "-rm", "sh", "-c", shell, sys.executable, str(root), str(script), str(text_file)],
                           capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
