@@ -44,6 +44,35 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"max_steps": 1500, "batch_size": 12, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 50,
                   "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 20, "log_interval": 10},
     },
+    # chapter 5's other runs: a word-level LSTM (its embedding as wide as chapter 4's word vectors, so
+    # --init-vectors can start it from them) and a GPT on the same words and token budget; an LSTM on the
+    # characters ch05-gpt-char reads, with its token budget and about its number of parameters
+    "ch05-lstm-word": {
+        "description": "chapter 5's word-level LSTM; --init-vectors starts its embedding from word vectors",
+        "data": "shakespeare",
+        "tokenizer": "word",
+        "vocab_size": 5000,
+        "model": {"family": "lstm", "block_size": 32, "n_embd": 100, "n_hidden": 256, "dropout": 0.0},
+        "train": {"max_steps": 800, "batch_size": 32, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 10,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 50, "eval_iters": 20, "log_interval": 10},
+    },
+    "ch05-gpt-word": {
+        "description": "chapter 5's word-level GPT: ch05-lstm-word's words and token budget",
+        "data": "shakespeare",
+        "tokenizer": "word",
+        "vocab_size": 5000,
+        "model": {"family": "gpt", "block_size": 32, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+        "train": {"max_steps": 800, "batch_size": 32, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 10,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 50, "eval_iters": 20, "log_interval": 10},
+    },
+    "ch05-lstm-char": {
+        "description": "chapter 5's char-level LSTM: ch05-gpt-char's token budget and about its size",
+        "data": "shakespeare",
+        "tokenizer": "char",
+        "model": {"family": "lstm", "block_size": 64, "n_embd": 64, "n_hidden": 384, "dropout": 0.0},
+        "train": {"max_steps": 1500, "batch_size": 12, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 50,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 20, "log_interval": 10},
+    },
 }
 
 FAST_FRACTION = 8  # a notebook's FAST run of a preset takes 1/8 of its steps (and at least 50)
