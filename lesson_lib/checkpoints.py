@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .fileio import fsync_dir, fsync_file, read_json, write_json
 
@@ -76,17 +76,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[str, Any], meta: dict[str, Any],
-                    keep_last: int = 3) -> Path:
+                    keep_last: int = 3, weights: dict[str, torch.Tensor] | None = None) -> Path:
     """Write a checkpoint atomically, update best.json, and delete old ones beyond `keep_last`.
 
-    The checkpoint with the best val loss is never deleted.
+    The checkpoint with the best val loss is never deleted. `weights`, when given, is the model's
+    whole state dict, saved instead of `model.state_dict()`: a model sharded over processes (FSDP)
+    holds only pieces of its weights, and rank 0 gathers them first.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / checkpoint_name(int(meta["step"]))
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".tmp-{os.getpid()}-"))
     try:
-        _save_weights(model, tmp / "model.safetensors")
+        _save_weights(model, tmp / "model.safetensors", weights)
         buffer = io.BytesIO()  # torch.save reports a full disk as a RuntimeError; plain writes say ENOSPC
         torch.save(trainer_state, buffer)
         (tmp / "trainer.pt").write_bytes(buffer.getbuffer())
@@ -107,13 +109,33 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[st
     return final
 
 
-def _save_weights(model: torch.nn.Module, path: Path) -> None:
+def _save_weights(model: torch.nn.Module, path: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
     try:
-        save_model(model, str(path))
+        if weights is None:
+            save_model(model, str(path))
+        else:
+            tensors, dropped = _untied(model, weights)
+            save_file(tensors, str(path), metadata=dropped or None)
     except Exception as e:  # safetensors wraps I/O errors in its own type, without an errno
         if "os error 28" in str(e) or "No space left" in str(e):
             raise OSError(errno.ENOSPC, f"No space left on device while writing {path.name}") from None
         raise
+
+
+def _untied(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
+                                                                             dict[str, str]]:
+    """`weights` with a tied weight kept under one name, and the dropped names in the metadata: the file
+    `save_model` writes for the unsharded model (the kept name is the first in sorted order, as there)."""
+    names_of: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(p), []).append(name)
+    kept, dropped = dict(weights), {}
+    for names in names_of.values():
+        keep, *others = sorted(names)
+        for other in others:
+            kept.pop(other, None)
+            dropped[other] = keep
+    return {k: v.contiguous() for k, v in kept.items()}, dropped
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:

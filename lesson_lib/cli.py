@@ -20,7 +20,10 @@ from .sampling import MAX_NEW_TOKENS
 from .tokenizers import TOKENIZER_KINDS
 
 # command-line flag -> where it goes in the run spec
-_MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout")
+_MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout", "qk_norm",
+                "activation_checkpointing")
+_MODEL_HELP = {"qk_norm": "GPT: normalise queries and keys before attention (QK-norm)",
+               "activation_checkpointing": "GPT: recompute the first N blocks in the backward pass to save memory"}
 _TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps",
                 "eval_interval": "eval_interval", "grad_accum": "grad_accum", "device": "device",
                 "precision": "precision", "seed": "seed"}
@@ -44,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init-vectors", metavar="NAME", help="start a word-level LSTM's embedding from word vectors "
                    "saved in the runs folder (chapter 4 saves word2vec-shakespeare)")
     for flag in _MODEL_FLAGS:
-        t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int)
+        if flag == "qk_norm":  # a switch: None when not given, so the preset's or spec's value stands
+            t.add_argument("--qk-norm", action="store_true", default=None, help=_MODEL_HELP[flag])
+        else:
+            t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int,
+                           metavar="N" if flag == "activation_checkpointing" else None, help=_MODEL_HELP.get(flag))
     t.add_argument("--steps", type=int, help="optimizer updates (max_steps)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="peak learning rate")
@@ -54,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto | cpu | cuda | mps")
     t.add_argument("--precision", choices=list(PRECISIONS))
     t.add_argument("--seed", type=int)
+    t.add_argument("--fsdp", action="store_true", default=None,  # None when not given: the spec's value stands
+                   help="under torchrun: shard weights, gradients and optimizer state over the processes (FSDP) "
+                        "instead of giving each a whole copy (DDP)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("generate", help="generate text from a trained run")
@@ -98,6 +108,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     for flag, field in _TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             spec["train"][field] = getattr(args, flag)
+    if args.fsdp:
+        spec["train"]["parallel"] = "fsdp"
     return spec
 
 
@@ -125,7 +137,7 @@ def _train(args) -> int:
 
     if args.resume:
         given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", "init_vectors",
-                                   *_MODEL_FLAGS,
+                                   "fsdp", *_MODEL_FLAGS,
                                    *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
         if given:
             raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "

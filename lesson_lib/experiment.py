@@ -196,7 +196,7 @@ def resume_run(name: str, root: Path | None = None, max_steps: int | None = None
 
 
 # settings that change how a run trains but not what it learns: a run may be continued under others
-_HOW_NOT_WHAT = ("max_steps", "device", "compile", "measure_mfu")
+_HOW_NOT_WHAT = ("max_steps", "device", "compile", "measure_mfu", "parallel")
 
 
 def _what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +205,7 @@ def _what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:
     spec = check_spec(spec)
     model = to_dict(model_config({**spec["model"], "vocab_size": 2}))
     del model["vocab_size"]  # the tokenizer decides it
+    model.pop("activation_checkpointing", None)  # recomputes activations: the same gradients, less memory
     train = {k: v for k, v in to_dict(from_dict(TrainConfig, spec.get("train") or {})).items()
              if k not in _HOW_NOT_WHAT}
     return {"data": str(spec["data"]), "tokenizer": spec["tokenizer"], "vocab_size": spec["vocab_size"],

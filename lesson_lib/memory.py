@@ -11,7 +11,10 @@ Training holds five kinds of tensors at once, and each has its own arithmetic:
   compute gradients (a Linear saves its input, GELU its input, LayerNorm its input and per-token
   statistics, attention its queries, keys, values and output). They grow with batch x context,
   are freed by the backward pass, and are what usually runs out. Under bf16 autocast most of them
-  are 2-byte copies, and the bf16 copies of the weight matrices are saved as well.
+  are 2-byte copies, and the bf16 copies of the weight matrices are saved as well. A GPT with
+  activation checkpointing keeps only the input of each checkpointed block, and saves the rest
+  again, one block at a time, when the backward pass recomputes it; the larger of the two moments
+  is what counts. QK-norm adds the normalised queries and keys and their statistics.
 - logits: the (B, T, V) output, which the caller holds until the backward pass, plus the fp32
   log-probabilities cross-entropy saves for its gradient. With a large vocabulary this alone can
   be gigabytes, so it is reported on its own.
@@ -33,6 +36,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .device import autocast, autocast_dtype, pick_device
 from .models import model_config
@@ -50,7 +55,7 @@ class MemoryEstimate:
     parameters: int  # all weights, frozen ones included
     gradients: int  # fp32 gradient of each trainable weight
     optimizer_state: int  # AdamW exp_avg + exp_avg_sq + step counters
-    activations: int  # saved for backward during one micro-batch forward, logits excepted
+    activations: int  # saved for backward by one micro-batch at its fullest, logits excepted
     logits: int  # the (B, T, V) logits and what cross-entropy saves for them
 
     @property
@@ -126,6 +131,9 @@ def _parameter_tensors(family: str, c) -> tuple[list[int], list[int]]:
             return [n_in * n_out, n_out] if c.bias else [n_in * n_out]
 
         block = norm + linear(C, 3 * C) + linear(C, C) + norm + linear(C, 4 * C) + linear(4 * C, C)
+        if c.qk_norm:  # a LayerNorm over head_dim for the queries, one for the keys
+            D = C // c.n_head
+            block += ([D, D] if c.bias else [D]) * 2
         # the output head shares the token embedding's (V, C) matrix, so it adds nothing
         return [c.vocab_size * C, c.block_size * C] + block * c.n_layer + norm, []
     raise ValueError(f"no memory model for family {family!r}")
@@ -140,10 +148,11 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
     N, T, C, H = B * c.block_size, c.block_size, c.n_embd, c.n_head
     dropout = c.dropout > 0
     mask = 1 if cuda else a  # CPU dropout multiplies by a mask of the input's dtype; CUDA keeps a bool
+    math_path = dropout and not cuda
 
     ids = INT64 * (N + T)  # token ids and positions, kept by the two embedding lookups
     norm = FP32 * (N * C + 2 * N)  # LayerNorm: its fp32 input (B, T, C), mean and 1/std (B, T)
-    if dropout and not cuda:
+    if math_path:
         # the CPU's fused attention has no dropout, so SDPA runs its math path, in fp32 even
         # under autocast: q, k, v copies (B, H, T, D) and three (B, H, T, T) matrices
         # (softmax, dropout mask, dropped weights)
@@ -153,6 +162,14 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
         # log-sum-exp of each query's scores (B, H, T): nothing of size T x T
         # the output is laid out (B, T, H, D), so proj's input is the same storage
         attention = a * 4 * N * C + FP32 * B * H * T
+    if c.qk_norm:
+        # the LayerNorms of q and k keep a mean and 1/std per token and head, and their inputs,
+        # views of the qkv output: the fused path saves that output anyway and now saves the
+        # normalised q and k as well; the math path, which copies q, k and v, now keeps it too
+        attention += FP32 * 4 * B * H * T + a * (3 if math_path else 2) * N * C
+        if cuda and a < FP32:  # CUDA's autocast runs LayerNorm in fp32: it saves fp32 copies of q and k
+            attention += FP32 * 2 * N * C
+    block_input = FP32 * N * C  # the residual stream entering a block (attn_norm's input)
     block = (norm + a * N * C  # attn_norm, qkv's input
              + attention  # attention and proj's input
              + norm + a * N * C  # mlp_norm, up's input
@@ -161,8 +178,18 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
     embedding_dropout = dropout * (1 if cuda else FP32) * N * C  # the embedding sum is fp32
     head = norm + a * N * C  # final_norm, lm_head's input
     # under autocast every matmul saves the bf16 copy of its weight: 12C^2 per block, the tied head
-    weight_copies = a * (12 * C * C * c.n_layer + c.vocab_size * C) if a < FP32 else 0
-    return ids + embedding_dropout + c.n_layer * block + head + weight_copies
+    block_weights, head_weights = (a * 12 * C * C, a * c.vocab_size * C) if a < FP32 else (0, 0)
+    # activation checkpointing: the first k blocks keep only their input (and checkpoint's copy
+    # of the RNG state, 5 KB, left out)
+    k = c.activation_checkpointing
+    forward = (ids + embedding_dropout + k * block_input + (c.n_layer - k) * (block + block_weights)
+               + head + head_weights)
+    if k == 0:
+        return forward
+    # the backward pass then recomputes them one at a time, last first, once the blocks after them
+    # and the head have freed theirs: the recomputed block saves what it saved without checkpointing
+    recomputing = ids + embedding_dropout + k * block_input + block - block_input + block_weights
+    return max(forward, recomputing)
 
 
 # oneDNN's LSTM workspace (every step's gates and states), bytes per (step + 1, sequence, unit):
@@ -262,28 +289,37 @@ def measure_training_memory(model: torch.nn.Module, idx: torch.Tensor, targets: 
 
     Activations and logits are the distinct storages autograd saves (through saved_tensors_hooks),
     minus the parameters' own; gradients and AdamW state are read after a backward and one step.
+    A checkpointed block hides what it saves behind checkpoint's own hooks and saves it again
+    when the backward pass recomputes it, so activations are the larger of what the forward pass
+    saved and the most that is alive at once during the backward pass (`_RecomputePeak`).
     """
     from .training import TrainConfig, make_optimizer  # training imports much; only measuring needs it
 
     model = copy.deepcopy(model).train()  # the step below must not change the caller's weights
     params = list({id(p): p for p in model.parameters()}.values())  # a tied weight once
     weights = {p.untyped_storage().data_ptr() for p in params}
-    saved: dict[int, int] = {}  # storage address -> bytes; views of one storage count once
+    saved: dict[int, tuple[StorageWeakRef, int]] = {}  # address -> (storage, bytes); views count once
+
+    def keep(storage):
+        saved.setdefault(storage.data_ptr(), (StorageWeakRef(storage), storage.nbytes()))
 
     def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in weights:
-            saved.setdefault(storage.data_ptr(), storage.nbytes())
+        if tensor.untyped_storage().data_ptr() not in weights:
+            keep(tensor.untyped_storage())
         return tensor  # kept alive by the graph, so no address is reused while we count
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         with autocast(idx.device, precision):
             logits, _ = model(idx)
-            activations = sum(saved.values())
+            forward = dict(saved)  # what the model's forward pass saved; the loss's come next
             loss = model.loss_from_logits(logits, targets)
-    saved.setdefault(logits.untyped_storage().data_ptr(), logits.untyped_storage().nbytes())
-    logit_bytes = sum(saved.values()) - activations
-    loss.backward()
+    keep(logits.untyped_storage())
+    activations = sum(size for _, size in forward.values())
+    logit_bytes = sum(size for _, size in saved.values()) - activations
+    backward = _RecomputePeak(forward, weights)
+    start = torch.ones_like(loss)  # the backward pass's first gradient, made here so it is not counted
+    with backward:
+        loss.backward(start)
     optimizer = make_optimizer(model, TrainConfig(), idx.device)
     optimizer.step()
     return MemoryEstimate(
@@ -291,6 +327,40 @@ def measure_training_memory(model: torch.nn.Module, idx: torch.Tensor, targets: 
         gradients=sum(p.grad.untyped_storage().nbytes() for p in params if p.grad is not None),
         optimizer_state=sum(v.untyped_storage().nbytes() for state in optimizer.state.values()
                             for v in state.values() if isinstance(v, torch.Tensor)),
-        activations=activations,
+        activations=max(activations, backward.peak),
         logits=logit_bytes,
     )
+
+
+class _RecomputePeak(TorchDispatchMode):
+    """Over a backward pass, the most activation bytes alive at once: those the forward pass saved,
+    until the backward pass frees them, and those activation checkpointing saves again.
+
+    Recomputing a checkpointed block is the only part of a backward pass that runs with grad
+    enabled: the storages its ops create are noted then. What is alive is added up at each op that
+    computes a gradient (grad disabled, a new storage), by when the recomputation has finished and
+    only what it saved is left. (Checkpoint also detaches what it saves, with grad disabled: those
+    ops make no new storage and are not read.)
+    """
+
+    def __init__(self, saved: dict[int, tuple[StorageWeakRef, int]], weights: set[int]):
+        super().__init__()
+        self.held = saved  # storage address -> (weak reference, bytes)
+        self.weights = weights  # the parameters' addresses: views of them are not activations
+        self.peak = 0
+
+    def _new(self, storage) -> bool:
+        address = storage.data_ptr()
+        return address not in self.weights and (address not in self.held or self.held[address][0].expired())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        new = [t.untyped_storage() for t in (out if isinstance(out, (tuple, list)) else (out,))
+               if isinstance(t, torch.Tensor) and self._new(t.untyped_storage())]
+        if torch.is_grad_enabled():  # recomputing
+            for storage in new:  # (an address freed earlier may be reused)
+                self.held[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+        elif new:  # a gradient
+            self.held = {address: kept for address, kept in self.held.items() if not kept[0].expired()}
+            self.peak = max(self.peak, sum(size for _, size in self.held.values()))
+        return out

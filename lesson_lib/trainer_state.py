@@ -5,11 +5,16 @@ and every random state of every process (the batch sampler's generator, dropout'
 can continue a run that stopped, or was killed, as if it never had: the same batches and the same
 dropout masks, hence the same losses. `restore` starts from the newest checkpoint that loads and says
 which damaged ones it skipped. A full disk while saving becomes `DiskFull`, with what to do about it.
+
+A model sharded over processes (FSDP) is saved whole all the same: its weights and optimizer state
+are gathered on rank 0 and written in the same files and layout as an unsharded model's, so one
+process can load them. On resume the weights go into the model before it is sharded again, and the
+optimizer state into the optimizer made after (`load_optimizer`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -51,32 +56,43 @@ def disk_full(run: Run, error: OSError) -> DiskFull:
 
 
 def save(run: Run, writes: bool, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-         generator: torch.Generator, config: TrainConfig, p: Progress, val_loss: float | None) -> None:
-    """A checkpoint of everything needed to continue exactly (written by rank 0, `writes`)."""
+         generator: torch.Generator, config: TrainConfig, p: Progress, val_loss: float | None,
+         spec: dict[str, Any] | None = None) -> None:
+    """A checkpoint of everything needed to continue exactly (written by rank 0, `writes`).
+
+    `spec` is the model's architecture (`model_spec(model)` when None): FSDP changes a model's class,
+    so the trainer takes it before sharding."""
     # every process's batch and dropout streams, so each continues its own after a resume
     ranks = distributed.gather({"data_generator": generator.get_state(), "rng": ckpt.rng_state()})
+    sharded = distributed.is_sharded(model)
+    # under FSDP every process sends its shards to rank 0 (collectives: all call them, even if only one writes)
+    weights = distributed.full_model_state(model) if sharded else None
+    optimizer_state = distributed.full_optimizer_state(model, optimizer) if sharded else None
     if not writes:
         return
-    state = {"optimizer": optimizer.state_dict(), "step": p.step, "tokens": p.tokens, "elapsed": p.elapsed,
-             "best_val_loss": p.best_val, "last_val_loss": p.last_val, "ranks": ranks}
+    state = {"optimizer": optimizer_state if sharded else optimizer.state_dict(), "step": p.step,
+             "tokens": p.tokens, "elapsed": p.elapsed, "best_val_loss": p.best_val, "last_val_loss": p.last_val,
+             "ranks": ranks}
     if scaler.is_enabled():
         state["scaler"] = scaler.state_dict()
     meta = {"step": p.step, "tokens": p.tokens, "val_loss": val_loss, "elapsed": p.elapsed,
-            "model": model_spec(model), "train": to_dict(config)}
+            "model": spec or model_spec(model), "train": to_dict(config)}
     try:
-        ckpt.save_checkpoint(run.checkpoints_path, model, state, meta, keep_last=config.keep_last)
+        ckpt.save_checkpoint(run.checkpoints_path, model, state, meta, keep_last=config.keep_last, weights=weights)
     except OSError as e:
         if not is_disk_full(e):
             raise
         raise disk_full(run, e) from None
 
 
-def restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-            generator: torch.Generator, rank: int, world: int) -> tuple[Progress, str | None]:
-    """Load the run's newest loadable checkpoint into model, optimizer, scaler, batch generator and RNGs.
+def restore(run: Run, model: nn.Module, scaler: torch.amp.GradScaler, generator: torch.Generator, rank: int,
+            world: int) -> tuple[Progress, str | None, dict[str, Any] | None]:
+    """Load the run's newest loadable checkpoint into the (not yet sharded) model, the scaler, the batch
+    generator and the RNGs.
 
-    Returns where training stands, and a note saying which damaged checkpoints were skipped, or that
-    there was none and training starts from step 0.
+    Returns where training stands, a note saying which damaged checkpoints were skipped, or that
+    there was none and training starts from step 0, and the optimizer's state for `load_optimizer`
+    (None without a checkpoint).
     """
     if run.writing:
         ckpt.recover(run.checkpoints_path)
@@ -86,10 +102,9 @@ def restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scaler
         if skipped:
             raise ValueError(f"no checkpoint of run {run.name!r} can be loaded ({'; '.join(notes)}); "
                              "start a new run under another name")
-        return Progress(), f"run {run.name!r} has no checkpoint yet: training it from step 0"
+        return Progress(), f"run {run.name!r} has no checkpoint yet: training it from step 0", None
     ckpt.load_weights(model, checkpoint)
     state = ckpt.load_trainer_state(checkpoint)
-    optimizer.load_state_dict(state["optimizer"])
     if scaler.is_enabled() and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
     ranks = state["ranks"]
@@ -100,4 +115,12 @@ def restore(run: Run, model: nn.Module, optimizer: torch.optim.Optimizer, scaler
     ckpt.set_rng_state(ranks[rank]["rng"])
     p = Progress(state["step"], state["tokens"], state["elapsed"], state.get("best_val_loss"),
                  state.get("last_val_loss"))
-    return p, (f"resumed from {checkpoint.name}; " + "; ".join(notes)) if notes else None
+    return p, (f"resumed from {checkpoint.name}; " + "; ".join(notes)) if notes else None, state["optimizer"]
+
+
+def load_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Put a checkpoint's optimizer state into `optimizer`: whole, or under FSDP this process's shards."""
+    if distributed.is_sharded(model):
+        distributed.load_full_optimizer_state(model, optimizer, state)
+    else:
+        optimizer.load_state_dict(state)

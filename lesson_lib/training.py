@@ -4,7 +4,8 @@
 re-write: AdamW with parameter groups, linear warmup then cosine decay (a pure function of the
 step), gradient accumulation and clipping, mixed precision (bf16, or fp16 with a loss scaler),
 periodic evaluation, throughput and MFU, a guard against non-finite values, atomic checkpoints,
-exact resume, and a clear stop when the disk fills. It knows nothing about GPTs: it talks to the
+exact resume, a clear stop when the disk fills, and data parallelism under torchrun (DDP, or FSDP
+with `parallel="fsdp"`: see `distributed`). It knows nothing about GPTs: it talks to the
 model through `forward(idx, targets) -> (logits, loss)`.
 
 The loop itself is `train`'s `while` below, in the order nanoGPT writes it: stop request, learning
@@ -27,7 +28,9 @@ import torch.nn as nn
 from . import distributed, trainer_state
 from .data import get_batch
 from .device import PRECISIONS, autocast, autocast_dtype, peak_flops, pick_device, seed_everything
+from .distributed import PARALLEL_MODES
 from .fileio import is_disk_full
+from .models import model_spec
 from .runs import Run
 from .trainer_state import DiskFull, Progress  # noqa: F401 - DiskFull is part of this module's interface
 
@@ -55,6 +58,9 @@ class TrainConfig:
     seed: int = 1337  # seeds init, dropout and the batch sampler
     compile: bool = False  # torch.compile the model (faster steps after a slow first one)
     measure_mfu: bool = True  # time a matmul once to report model FLOPs utilisation
+    # under torchrun: ddp (every process holds the whole model) | fsdp (each holds a shard of the weights,
+    # gradients and optimizer state); in one process there is nothing to share: ignored, with a note
+    parallel: str = "ddp"
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval",
@@ -73,6 +79,11 @@ class TrainConfig:
             raise ValueError(f"AdamW's betas must lie in [0, 1); got beta1={self.beta1}, beta2={self.beta2}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.parallel not in PARALLEL_MODES:
+            raise ValueError(f"TrainConfig.parallel must be one of {', '.join(PARALLEL_MODES)}; got {self.parallel!r}")
+        if self.parallel == "fsdp" and self.precision == "fp16":
+            raise ValueError("fsdp with fp16 is not supported here (its loss scaler would have to unscale sharded "
+                             "gradients): use precision bf16, or ddp")
 
 
 @dataclass
@@ -167,6 +178,9 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     from step 0 if it has none): weights, optimizer, step, and every random state, so the losses
     logged afterwards equal those of a run that never stopped. The run's writer lock is held for
     the whole call (taken here unless this process holds it already).
+
+    Under torchrun with config.parallel="fsdp" the model is sharded in place (`distributed.shard`);
+    without torchrun that setting does nothing and the start event says so.
     """
     from tqdm.auto import tqdm
 
@@ -179,30 +193,37 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
     seed_everything(config.seed + rank)
     generator = torch.Generator().manual_seed(config.seed + rank)  # draws every training batch
     model.to(device)
-    optimizer = make_optimizer(model, config, device)
+    sharded = config.parallel == "fsdp" and world > 1
+    spec = model_spec(model) if sharded and run is not None else None  # sharding changes the model's class
     scaler = make_scaler(device, config.precision)
     locked_here = writes and not run.writing
     if locked_here:
         run.acquire()
     record = _Recorder(run if writes else None, callback)
     try:
-        p, note = Progress(), None
+        p, note, optimizer_state = Progress(), None, None
         if resume:
             if run is None:
                 raise ValueError("resume=True needs the run to resume")
-            p, note = trainer_state.restore(run, model, optimizer, scaler, generator, rank, world)
+            p, note, optimizer_state = trainer_state.restore(run, model, scaler, generator, rank, world)
             if p.step > config.max_steps:
                 raise ValueError(f"run {run.name!r} is at step {p.step}, past max_steps={config.max_steps}: "
                                  f"ask for at least {p.step} steps")
             if p.step == config.max_steps:
                 return TrainResult("finished", p.step, p.tokens, p.elapsed, p.last_val, p.best_val, run=run.name)
-        train_model = _wrap(model, device, world, config.compile)
+        if config.parallel == "fsdp" and world == 1:
+            note = "; ".join(filter(None, [note, "parallel='fsdp' shards the model over the processes torchrun "
+                                                 "starts; this is one process, so it holds the whole model"]))
+        train_model = _wrap(model, device, world, config.compile, sharded)
+        optimizer = make_optimizer(model, config, device)  # after _wrap: sharding replaces the parameters
+        if optimizer_state is not None:
+            trainer_state.load_optimizer(model, optimizer, optimizer_state)
         tokens_per_step = config.batch_size * config.grad_accum * block_size * world
         meter = _Throughput(model.flops_per_token() if hasattr(model, "flops_per_token") else None, peak)
 
         def checkpoint(val_loss: float | None) -> None:
             if run is not None:
-                trainer_state.save(run, writes, model, optimizer, scaler, generator, config, p, val_loss)
+                trainer_state.save(run, writes, model, optimizer, scaler, generator, config, p, val_loss, spec)
 
         record({"kind": "event", "event": "resume" if resume else "start", "step": p.step, "tokens": p.tokens,
                 "time": p.elapsed, "device": str(device), "params": model.num_params() if hasattr(model, "num_params") else None,
@@ -275,9 +296,12 @@ def _check_data(data: TrainData, block_size: int) -> None:
                              f"(block_size={block_size}): use a shorter context or more text")
 
 
-def _wrap(model: nn.Module, device: torch.device, world: int, compile_model: bool) -> nn.Module:
-    """The module the loop calls: DDP around the model under torchrun, then torch.compile if asked."""
-    if world > 1:
+def _wrap(model: nn.Module, device: torch.device, world: int, compile_model: bool, sharded: bool) -> nn.Module:
+    """The module the loop calls: under torchrun DDP around the model, or the model itself sharded in
+    place (FSDP); then torch.compile if asked."""
+    if sharded:
+        model = distributed.shard(model, device)
+    elif world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -392,6 +416,9 @@ def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: to
     under fp16 an infinite gradient is the loss scaler's business instead (it skips the update and
     lowers the scale) and the norm comes back infinite. Under DDP the loss is averaged over processes
     first, so every process takes the same decision.
+
+    Under FSDP gradients are reduced after every micro-batch, not only the last as under DDP: a
+    process accumulates only its shard of them, which is the memory FSDP is for.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -402,7 +429,7 @@ def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: to
     for micro in range(config.grad_accum):
         x, y = get_batch(data, config.batch_size, block_size, generator, device)
         # under DDP, gradients are averaged across processes once, on the last micro-batch
-        sync = world == 1 or micro == config.grad_accum - 1
+        sync = world == 1 or micro == config.grad_accum - 1 or not hasattr(train_model, "no_sync")
         with contextlib.nullcontext() if sync else train_model.no_sync():
             with autocast(device, config.precision):
                 loss = train_model(x, y)[1]  # the logits are not kept: (B, T, V) would stay alive a step longer
@@ -414,7 +441,7 @@ def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: to
         loss_sum += shared.item()
     scaler.unscale_(optimizer)  # true gradients before clipping (a no-op without fp16)
     clip = config.grad_clip if config.grad_clip > 0 else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item()
+    grad_norm = distributed.clip_grad_norm(model.parameters(), clip)  # the global norm, under FSDP too
     if not math.isfinite(grad_norm) and not scaler.is_enabled():
         optimizer.zero_grad(set_to_none=True)
         raise _NonFinite("gradient norm", grad_norm)

@@ -1,4 +1,6 @@
 """The memory model: exact parameter arithmetic, and predictions that agree with what autograd saves."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -17,6 +19,9 @@ SPECS = [
     {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16},
     {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, "bias": True},
     {"family": "gpt", "vocab_size": 50, "block_size": 32, "n_layer": 3, "n_head": 3, "n_embd": 24, "bias": True},
+    {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, "qk_norm": True},
+    {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 4, "n_embd": 16, "qk_norm": True,
+     "bias": True, "activation_checkpointing": 2},
 ]
 
 
@@ -50,10 +55,32 @@ CASES = [
       "dropout": 0.1}, 3, "bf16", 0),
     ({"family": "bigram", "vocab_size": 40, "block_size": 16}, 3, "fp32", 0),
 ]
+# the GPT's two switches, also exact: checkpointing none, some and all blocks, and QK-norm, on both
+# attention paths (fused; the CPU's math path, which dropout selects) and in both precisions
+SWITCHED = {"family": "gpt", "vocab_size": 29, "block_size": 12, "n_layer": 3, "n_head": 3, "n_embd": 24}
+CASES += [({**SWITCHED, **extra}, 3, precision, 0) for extra, precision in [
+    ({"activation_checkpointing": 0}, "fp32"),
+    ({"activation_checkpointing": 1}, "fp32"),
+    ({"activation_checkpointing": 3}, "fp32"),
+    ({"activation_checkpointing": 2, "dropout": 0.1, "bias": True}, "fp32"),
+    ({"activation_checkpointing": 3, "dropout": 0.1}, "bf16"),
+    ({"qk_norm": True}, "fp32"),
+    ({"qk_norm": True, "dropout": 0.1}, "fp32"),
+    ({"qk_norm": True, "bias": True}, "bf16"),
+    ({"qk_norm": True, "activation_checkpointing": 3, "dropout": 0.1}, "fp32"),
+    ({"qk_norm": True, "activation_checkpointing": 1}, "bf16"),
+]]
+
+
+def _case_id(i, case):
+    spec, precision = case[0], case[2]
+    switches = "".join(f"-ckpt{spec['activation_checkpointing']}" if key == "activation_checkpointing" else
+                       "-qknorm" if key == "qk_norm" else "" for key in spec)
+    return f"{spec['family']}{switches}-{precision}-{i}"
 
 
 @pytest.mark.parametrize("spec, batch_size, precision, tolerance", CASES,
-                         ids=[f"{c[0]['family']}-{c[2]}-{i}" for i, c in enumerate(CASES)])
+                         ids=[_case_id(i, c) for i, c in enumerate(CASES)])
 def test_prediction_matches_measurement(spec, batch_size, precision, tolerance):
     torch.manual_seed(0)
     model = build_model(spec)
@@ -80,6 +107,24 @@ def test_bf16_saves_less_than_fp32_and_accumulation_costs_nothing():
     # activations grow linearly with the batch (no dropout: no T x T term on the CPU)
     assert predict_training_memory(spec, 8).activations - 2 * fp32.activations == -8 * 16  # positions once
     assert "total" in str(fp32) and "MiB" in fp32.describe()
+
+
+def test_checkpointing_every_block_keeps_a_fraction_of_the_activations():
+    spec = {"family": "gpt", "vocab_size": 37, "block_size": 32, "n_layer": 4, "n_head": 4, "n_embd": 64}
+    generator = torch.Generator().manual_seed(0)
+    idx, targets = (torch.randint(0, 37, (4, 32), generator=generator) for _ in range(2))  # two storages
+    measured = {}
+    for k in (0, 2, 4):
+        torch.manual_seed(0)
+        measured[k] = measure_training_memory(build_model({**spec, "activation_checkpointing": k}), idx, targets)
+        assert predict_training_memory({**spec, "activation_checkpointing": k}, 4).activations == \
+            measured[k].activations
+    assert measured[4].activations < measured[2].activations < measured[0].activations
+    # none: 4 blocks' activations; all: 4 block inputs and one block's activations at a time
+    assert 0.25 < measured[4].activations / measured[0].activations < 0.35
+    # recomputing changes no parameter, gradient or AdamW state, nor the logits
+    assert {dataclasses.replace(m, activations=0) for m in measured.values()} == \
+        {dataclasses.replace(measured[0], activations=0)}
 
 
 def test_measuring_leaves_the_model_unchanged():

@@ -55,9 +55,10 @@ def test_greedy_generation_is_deterministic(family):
     assert a == b and len(a) == 20 and all(0 <= t < VOCAB for t in a)
 
 
-@pytest.mark.parametrize("family", ["gpt", "lstm"])
-def test_cache_equals_full_recomputation_past_the_context(family):
-    model = tiny(family)
+@pytest.mark.parametrize("family, extra", [("gpt", {}), ("gpt", {"qk_norm": True}), ("lstm", {})],
+                         ids=["gpt", "gpt-qk_norm", "lstm"])
+def test_cache_equals_full_recomputation_past_the_context(family, extra):
+    model = tiny(family, **extra)
     with torch.no_grad():  # sharpen the model so greedy picks are not near-ties
         for p in model.parameters():
             p.mul_(3.0)
@@ -69,8 +70,9 @@ def test_cache_equals_full_recomputation_past_the_context(family):
         assert torch.equal(p_cached, p_full)  # greedy: one-hot on the same token
 
 
-def test_gpt_cached_logits_match_full_forward():
-    model = tiny("gpt").eval()
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_gpt_cached_logits_match_full_forward(qk_norm):
+    model = tiny("gpt", qk_norm=qk_norm).eval()
     idx = torch.randint(0, VOCAB, (2, BLOCK))
     full, _ = model(idx)
     logits, cache = model.forward_cached(idx[:, :3], None)

@@ -248,6 +248,10 @@ def test_ensure_run_trains_once_then_reuses_continues_or_refuses(text_file, tmp_
     reused = ensure_run(spec(text_file, max_steps=10, device="auto"), "again", root=tmp_path, progress=False)
     assert (tmp_path / "again" / "metrics.jsonl").stat().st_size == log_size  # nothing trained
     assert reused.step == 10 and reused.best_val_loss == first.best_val_loss
+    recomputing = spec(text_file, max_steps=10)
+    recomputing["model"]["activation_checkpointing"] = 1  # how it trains (less memory), not what it learns
+    assert ensure_run(recomputing, "again", root=tmp_path, progress=False).step == 10
+    assert (tmp_path / "again" / "metrics.jsonl").stat().st_size == log_size
     more = ensure_run(spec(text_file, max_steps=15), "again", root=tmp_path, progress=False)
     assert more.step == 15 and Run(tmp_path / "again").read_config()["train"]["max_steps"] == 15
     with pytest.raises(ValueError, match="other train settings"):

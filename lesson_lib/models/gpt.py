@@ -3,6 +3,16 @@
 The architecture follows GPT-2 (Radford et al., 2019) as minimal implementations such as
 nanoGPT write it: learned position embeddings, LayerNorm before each sub-layer, GELU MLP of
 width 4C, the output projection sharing its weight with the token embedding.
+
+Two switches for the chapter on the challenges of training, both off by default:
+- `qk_norm` normalises each head's queries and keys before their dot product (QK-norm: Dehghani
+  et al. 2023, "Scaling Vision Transformers to 22 Billion Parameters"; Wortsman et al. 2023,
+  "Small-scale proxies for large-scale Transformer training instabilities"). Without it the
+  attention logits can grow until the softmax saturates and the loss diverges;
+  `attention_logit_max` lets a lesson watch them.
+- `activation_checkpointing` keeps only the input of the first n blocks during the forward pass
+  and recomputes the rest of their activations during the backward pass: less memory for about
+  one extra forward pass of those blocks. The gradients are the same.
 """
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes
 
@@ -25,6 +36,8 @@ class GPTConfig:
     n_embd: int = 128  # residual stream width C
     dropout: float = 0.0  # dropout on attention weights and residual branches
     bias: bool = False  # biases in Linear and LayerNorm layers
+    qk_norm: bool = False  # LayerNorm each head's queries and keys before attention (QK-norm)
+    activation_checkpointing: int = 0  # first blocks recomputed in backward instead of stored (0: none)
 
     def __post_init__(self):
         check_sizes(self, **{**WINDOW_AND_VOCAB, "block_size": "the context must hold at least one token"},
@@ -38,6 +51,16 @@ class GPTConfig:
                              f"each head gets n_embd / n_head channels. Use an n_embd of {near}, or a head "
                              f"count that divides {self.n_embd}")
         check_dropout(self)
+        if not isinstance(self.qk_norm, bool):
+            raise TypeError(f"GPTConfig.qk_norm must be True or False, got {self.qk_norm!r}")
+        n = self.activation_checkpointing
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"GPTConfig.activation_checkpointing must be a whole number of blocks, got {n!r} "
+                            f"({type(n).__name__})")
+        if not 0 <= n <= self.n_layer:
+            raise ValueError(f"GPTConfig.activation_checkpointing must be between 0 (no block) and n_layer "
+                             f"({self.n_layer}, every block), got {n}: it counts the first blocks whose "
+                             "activations are recomputed in the backward pass")
 
 
 # KV cache: one (keys, values) pair per block, each (B, n_head, T_seen, head_dim)
@@ -52,11 +75,29 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
+        if config.qk_norm:
+            # LayerNorm, as both papers use and as the rest of this model does (RMSNorm would also do:
+            # what matters is that |q| and |k|, and so the logits, can no longer grow without bound);
+            # over head_dim, its gain shared by the heads
+            head_dim = config.n_embd // config.n_head
+            self.q_norm = nn.LayerNorm(head_dim, bias=config.bias)
+            self.k_norm = nn.LayerNorm(head_dim, bias=config.bias)
+        else:
+            self.q_norm = self.k_norm = None
+
+    def queries_keys_values(self, x):
+        """Per-head queries, keys (normalised under qk_norm) and values, each (B, H, T, D)."""
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head) for t in self.qkv(x).split(C, dim=2))  # (B, T, H, D)
+        if self.q_norm is not None:
+            # before the transpose, so that the attention output keeps the (B, T, H, D) layout and
+            # the merge of the heads below needs no copy
+            q, k = self.q_norm(q), self.k_norm(k)
+        return tuple(t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
 
     def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        q, k, v = self.queries_keys_values(x)  # the cache holds keys after normalisation
         if past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, H, T_past + T, D)
             v = torch.cat([past[1], v], dim=2)
@@ -140,15 +181,49 @@ class GPT(LanguageModel):
         positions = torch.arange(start, start + T, device=idx.device)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
         present: KVCache = []
+        # recomputing only pays when a backward pass will follow: not in evaluation or generation
+        recompute = self.config.activation_checkpointing if self.training and torch.is_grad_enabled() else 0
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, cache[i] if cache else None)
+            past = cache[i] if cache else None
+            if i < recompute:  # keeps only x, and the RNG state, so that dropout draws the same masks again
+                x, kv = checkpoint(block, x, past, use_reentrant=False)
+            else:
+                x, kv = block(x, past)
             present.append(kv)
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return logits, present
 
+    @torch.no_grad()
+    def attention_logit_max(self, idx) -> list[float]:
+        """Per block, the largest |q . k| / sqrt(head_dim) any query gives a key it attends to, over `idx`.
+
+        The attention logits are computed here explicitly (the forward pass's fused kernel never
+        shows them), in evaluation mode so that no dropout changes the reading. Their growth
+        during training is the instability QK-norm prevents (Dehghani et al. 2023).
+        """
+        self.check_input(idx)
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ValueError(f"{T} tokens exceed the model's context of {self.config.block_size}")
+        was_training = self.training
+        self.eval()
+        try:
+            x = self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device))  # (B, T, C)
+            causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()  # query t sees keys 0..t
+            largest = []
+            for block in self.blocks:
+                q, k, _ = block.attn.queries_keys_values(block.attn_norm(x))  # (B, H, T, D)
+                logits = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, T, T)
+                largest.append(logits.abs().masked_fill(~causal, 0).amax().item())
+                x, _ = block(x)
+        finally:
+            self.train(was_training)
+        return largest
+
     def flops_per_token(self) -> float:
         # 6 FLOPs per matmul weight (2 forward, 4 backward), plus attention scores and mixing:
-        # 12 * n_layer * n_embd * block_size (PaLM paper, appendix B; also nanoGPT's estimate_mfu)
+        # 12 * n_layer * n_embd * block_size (PaLM paper, appendix B; also nanoGPT's estimate_mfu).
+        # Model FLOPs: the forward pass activation checkpointing repeats is not counted, as MFU defines it
         c = self.config
         n = self.num_params(exclude_position_embeddings=True)
         return 6.0 * n + 12.0 * c.n_layer * c.n_embd * c.block_size

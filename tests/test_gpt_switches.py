@@ -1,0 +1,220 @@
+"""The GPT's two switches for chapter 8: QK-norm and activation checkpointing, from config to CLI."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY_FLAGS
+from lesson_lib.cli import _parser, build_spec, main
+from lesson_lib.config import from_dict
+from lesson_lib.experiment import check_spec, load_trained
+from lesson_lib.models import GPTConfig, build_model, model_config, model_spec
+
+VOCAB, BLOCK = 13, 8
+SMALL = {"family": "gpt", "vocab_size": VOCAB, "block_size": BLOCK, "n_layer": 3, "n_head": 2, "n_embd": 16}
+
+
+def gpt(**extra):
+    torch.manual_seed(0)
+    return build_model({**SMALL, **extra})
+
+
+def batch(seed=1, size=3):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, VOCAB, (size, BLOCK), generator=generator) for _ in range(2))
+
+
+# --- the config ---
+
+@pytest.mark.parametrize("value", [-1, 4, 10])
+def test_activation_checkpointing_outside_zero_to_n_layer_is_refused(value):
+    with pytest.raises(ValueError, match=rf"GPTConfig\.activation_checkpointing must be between 0 .* n_layer "
+                                         rf"\(3, every block\), got {value}"):
+        model_config({**SMALL, "activation_checkpointing": value})
+
+
+@pytest.mark.parametrize("field, value", [("activation_checkpointing", 1.0), ("activation_checkpointing", True),
+                                          ("qk_norm", 1), ("qk_norm", "yes")])
+def test_the_switches_check_their_types(field, value):
+    with pytest.raises(TypeError, match=rf"GPTConfig\.{field}"):
+        GPTConfig(**{field: value})  # built directly
+    with pytest.raises(TypeError, match=rf"GPTConfig\.{field}"):
+        from_dict(GPTConfig, {field: value})  # and from a spec
+
+
+def test_the_switches_default_off_and_round_trip_through_the_spec():
+    assert (GPTConfig().qk_norm, GPTConfig().activation_checkpointing) == (False, 0)
+    model = gpt(qk_norm=True, activation_checkpointing=3)
+    spec = model_spec(model)
+    assert spec == {**SMALL, "dropout": 0.0, "bias": False, "qk_norm": True, "activation_checkpointing": 3}
+    rebuilt = build_model(spec)
+    assert rebuilt.config == model.config
+    rebuilt.load_state_dict(model.state_dict())  # the same parameters, names included
+    assert any(name.endswith("attn.q_norm.weight") for name in model.state_dict())
+    assert not any("q_norm" in name for name in gpt().state_dict())  # off: checkpoints as before
+
+
+def test_a_run_spec_accepts_the_switches_and_checks_them():
+    spec = check_spec({"model": {**SMALL, "qk_norm": True, "activation_checkpointing": 2}})
+    assert spec["model"]["qk_norm"] is True and spec["model"]["activation_checkpointing"] == 2
+    with pytest.raises(ValueError, match="activation_checkpointing"):
+        check_spec({"model": {**SMALL, "activation_checkpointing": 5}})
+
+
+# --- QK-norm ---
+
+def test_qk_norm_adds_a_layernorm_over_head_dim_for_queries_and_keys():
+    plain, normed = gpt(), gpt(qk_norm=True)
+    head_dim = SMALL["n_embd"] // SMALL["n_head"]
+    assert normed.num_params() - plain.num_params() == SMALL["n_layer"] * 2 * head_dim  # no bias unless bias=True
+    with_bias = gpt(qk_norm=True, bias=True).num_params() - gpt(bias=True).num_params()
+    assert with_bias == SMALL["n_layer"] * 4 * head_dim
+
+
+def _attention_inputs(model, idx, monkeypatch):
+    """The queries and keys each block's attention kernel receives in an ordinary forward pass."""
+    seen, kernel = [], F.scaled_dot_product_attention
+
+    def record(q, k, v, **options):
+        seen.append((q.detach().clone(), k.detach().clone()))
+        return kernel(q, k, v, **options)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", record)
+    with torch.no_grad():
+        model(idx)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", kernel)
+    return seen
+
+
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_attention_logit_max_equals_the_logits_the_kernel_sees(qk_norm, monkeypatch):
+    model = gpt(qk_norm=qk_norm, dropout=0.3)
+    with torch.no_grad():  # larger logits than the initialisation's, so a wrong scale would show
+        for block in model.blocks:
+            block.attn.qkv.weight.mul_(10.0)
+    idx, _ = batch()
+    model.eval()
+    expected = []
+    for q, k in _attention_inputs(model, idx, monkeypatch):
+        logits = torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(q.shape[-1])
+        causal = torch.tril(torch.ones(BLOCK, BLOCK, dtype=torch.bool))
+        expected.append(logits[..., causal].abs().max().item())
+    model.train()  # the reading is taken without dropout, and leaves the mode as it was
+    measured = model.attention_logit_max(idx)
+    assert model.training and len(measured) == SMALL["n_layer"]
+    assert measured == pytest.approx(expected, rel=1e-5)
+    assert min(expected) > 0.5  # not a vacuous match of near-zero numbers
+
+
+def test_qk_norm_bounds_the_attention_logits_where_plain_attention_grows():
+    # LayerNorm (gain 1, no bias) gives q and k the length sqrt(head_dim), so |q.k| / sqrt(head_dim)
+    # is at most sqrt(head_dim) however large the weights grow; without it the logits grow with their square
+    idx, _ = batch()
+    head_dim = SMALL["n_embd"] // SMALL["n_head"]
+    readings = {}
+    for qk_norm in (False, True):
+        model = gpt(qk_norm=qk_norm)
+        before = max(model.attention_logit_max(idx))
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.qkv.weight.mul_(30.0)
+        readings[qk_norm] = before, max(model.attention_logit_max(idx))
+    plain_before, plain_after = readings[False]
+    assert plain_after > 500 * plain_before and plain_after > 2 * math.sqrt(head_dim)
+    assert max(readings[True]) <= math.sqrt(head_dim) * (1 + 1e-4)
+
+
+def test_attention_logit_max_refuses_too_long_an_input():
+    with pytest.raises(ValueError, match="context"):
+        gpt().attention_logit_max(torch.zeros(1, BLOCK + 1, dtype=torch.long))
+
+
+# --- activation checkpointing ---
+
+def _gradients(model, idx, targets, seed=5):
+    model.train()
+    model.zero_grad()
+    torch.manual_seed(seed)  # the dropout masks
+    _, loss = model(idx, targets)
+    loss.backward()
+    return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+@pytest.mark.parametrize("checkpointed", [1, 3])
+def test_checkpointing_gives_the_same_loss_and_gradients(dropout, checkpointed):
+    idx, targets = batch()
+    loss, reference = _gradients(gpt(dropout=dropout, qk_norm=True), idx, targets)
+    loss_ckpt, grads = _gradients(gpt(dropout=dropout, qk_norm=True, activation_checkpointing=checkpointed),
+                                  idx, targets)
+    assert loss_ckpt == loss
+    for name, grad in reference.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-6, atol=1e-8, msg=name)
+    if dropout:  # the recomputation must replay these masks: another seed draws other ones
+        _, other = _gradients(gpt(dropout=dropout, qk_norm=True), idx, targets, seed=6)
+        assert not torch.allclose(other["blocks.0.attn.qkv.weight"], reference["blocks.0.attn.qkv.weight"])
+
+
+def _block_calls(model, run):
+    calls = [0] * len(model.blocks)
+    # a pre-hook: a recomputation stops as soon as it has what backward needs, before the block returns
+    handles = [block.register_forward_pre_hook(lambda module, args, i=i: calls.__setitem__(i, calls[i] + 1))
+               for i, block in enumerate(model.blocks)]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
+
+
+def test_only_the_first_blocks_are_recomputed_and_only_when_training():
+    model = gpt(activation_checkpointing=2)
+    idx, targets = batch()
+
+    def step():
+        _, loss = model(idx, targets)
+        loss.backward()
+
+    model.train()
+    assert _block_calls(model, step) == [2, 2, 1]  # the backward pass ran blocks 0 and 1 again
+    model.eval()
+    assert _block_calls(model, step) == [1, 1, 1]  # evaluation mode: nothing is checkpointed
+    model.train()
+    with torch.no_grad():
+        assert _block_calls(model, lambda: model(idx)) == [1, 1, 1]
+
+
+def test_checkpointing_keeps_generation_unchanged():
+    from lesson_lib.sampling import SamplingConfig, generate_ids
+
+    config = SamplingConfig(max_new_tokens=12, temperature=0)
+    plain = [t for t, _ in generate_ids(gpt(qk_norm=True).eval(), [1, 2], config)]
+    checkpointed = [t for t, _ in generate_ids(gpt(qk_norm=True, activation_checkpointing=3).eval(), [1, 2], config)]
+    assert plain == checkpointed
+
+
+# --- the command line ---
+
+def test_the_flags_go_into_the_model_spec():
+    args = _parser().parse_args(["train", "--qk-norm", "--activation-checkpointing", "2"])
+    model = build_spec(args)["model"]
+    assert model["qk_norm"] is True and model["activation_checkpointing"] == 2
+    untouched = build_spec(_parser().parse_args(["train"]))["model"]
+    assert "qk_norm" not in untouched and "activation_checkpointing" not in untouched  # the preset decides
+
+
+def test_cli_trains_with_both_switches_and_refuses_a_bad_count(runs_root, text_file, capsys):
+    flags = ["--data", str(text_file), "--steps", "4", "--eval-interval", "2", *TINY_FLAGS]
+    assert main(["train", "--name", "switched", "--qk-norm", "--activation-checkpointing", "1", *flags]) == 0
+    assert "finished: run 'switched', step 4" in capsys.readouterr().out
+    model, _, _ = load_trained("switched")  # from the run's config.json and checkpoint
+    assert model.config.qk_norm is True and model.config.activation_checkpointing == 1
+    assert main(["generate", "--run", "switched", "--max-new-tokens", "5", "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--name", "too-many", "--activation-checkpointing", "2", *flags]) == 2  # one layer
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "activation_checkpointing must be between 0" in err
+    assert main(["train", "--resume", "switched", "--qk-norm"]) == 2
+    assert "--resume takes only --steps" in capsys.readouterr().err
