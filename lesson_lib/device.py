@@ -128,14 +128,16 @@ _PEAK_CACHE: dict[tuple[str, str], float] = {}
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype | None = None) -> float:
-    """This machine's measured matmul FLOP/s for `dtype`, measured once per process.
+    """This machine's measured matmul FLOP/s for `dtype`, measured once per process (on the CPU,
+    once per number of torch threads: one thread's peak is not two threads' peak).
 
     `LESSON_PEAK_FLOPS` overrides the measurement (a number, e.g. 1.7e11).
     """
     if os.environ.get("LESSON_PEAK_FLOPS"):
         return float(os.environ["LESSON_PEAK_FLOPS"])
     dtype = dtype or torch.float32
-    key = (str(device), str(dtype))
+    threads = torch.get_num_threads() if torch.device(device).type == "cpu" else None
+    key = (str(device), str(dtype), threads)
     if key not in _PEAK_CACHE:
         # the best of a few short tries: a moment when another process holds a core reads low,
         # and a peak read low would put MFU above 100%

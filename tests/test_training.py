@@ -285,6 +285,27 @@ def test_cpu_threads_is_restored_after_the_block():
     assert torch.get_num_threads() == before
 
 
+def test_the_cpu_peak_is_measured_once_per_thread_count(monkeypatch):
+    from lesson_lib import device as device_module
+
+    monkeypatch.delenv("LESSON_PEAK_FLOPS", raising=False)
+    monkeypatch.setattr(device_module, "_PEAK_CACHE", {})
+    readings = []
+
+    def fake_measure(device, dtype=torch.float32, min_seconds=0.15):
+        readings.append(torch.get_num_threads())
+        return 1e9 * torch.get_num_threads()  # a peak that scales with the threads, as a real one does
+
+    monkeypatch.setattr(device_module, "measure_matmul_flops", fake_measure)
+    cpu = torch.device("cpu")
+    with device_module.cpu_threads(1):
+        one = device_module.peak_flops(cpu)
+    with device_module.cpu_threads(2):
+        two = device_module.peak_flops(cpu)
+        assert device_module.peak_flops(cpu) == two  # measured once for this thread count
+    assert (one, two) == (1e9, 2e9) and readings == [1, 1, 1, 2, 2, 2]
+
+
 def test_a_word_level_lstm_starts_from_saved_word_vectors(text_file, tmp_path):
     from lesson_lib.embeddings import Vocab, save_vectors
     from lesson_lib.tokenizers import load_tokenizer
