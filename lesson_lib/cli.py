@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--fsdp", action="store_true", default=None,  # None when not given: the spec's value stands
                    help="under torchrun: shard weights, gradients and optimizer state over the processes (FSDP) "
                         "instead of giving each a whole copy (DDP)")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard event files into the run folder (open with: tensorboard --logdir runs)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     g = sub.add_parser("generate", help="generate text from a trained run")
@@ -110,6 +112,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
             spec["train"][field] = getattr(args, flag)
     if args.fsdp:
         spec["train"]["parallel"] = "fsdp"
+    if args.tensorboard:
+        spec["train"]["tensorboard"] = True
     return spec
 
 
@@ -137,7 +141,7 @@ def _train(args) -> int:
 
     if args.resume:
         given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", "init_vectors",
-                                   "fsdp", *_MODEL_FLAGS,
+                                   "fsdp", "tensorboard", *_MODEL_FLAGS,
                                    *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
         if given:
             raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "
@@ -148,6 +152,10 @@ def _train(args) -> int:
     run_name = result.run
     val = f"{result.last_val_loss:.4f}" if result.last_val_loss is not None else "n/a"
     print(f"{result.status}: run {run_name!r}, step {result.step}, val loss {val}, {result.elapsed:.1f} s")
+    if args.tensorboard:
+        from .runs import runs_dir
+
+        print(f"TensorBoard: tensorboard --logdir {runs_dir()}")
     if result.status == "stopped":
         print(f"resume with: python -m lesson_lib train --resume {run_name}")
     else:

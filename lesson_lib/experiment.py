@@ -196,7 +196,7 @@ def resume_run(name: str, root: Path | None = None, max_steps: int | None = None
 
 
 # settings that change how a run trains but not what it learns: a run may be continued under others
-_HOW_NOT_WHAT = ("max_steps", "device", "compile", "measure_mfu", "parallel")
+_HOW_NOT_WHAT = ("max_steps", "device", "compile", "measure_mfu", "parallel", "tensorboard")
 
 
 def _what_is_trained(spec: dict[str, Any]) -> dict[str, Any]:

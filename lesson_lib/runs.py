@@ -6,6 +6,7 @@
         tokenizer.json     the tokenizer, so text can be encoded and decoded later
         metrics.jsonl      one JSON object per line, appended and flushed as training goes
         checkpoints/       see checkpoints.py: step_0000500/{model.safetensors, trainer.pt, meta.json}, best.json
+        tensorboard/       TensorBoard event files, only when the run asked for them (see tensorboard.py)
 
 The trainer writes it; the CLI, the notebooks and the dashboard read it through this module.
 Metrics records have a "kind": "train" (step, tokens, time, train_loss, lr, grad_norm,
@@ -224,6 +225,10 @@ class Run:
     @property
     def checkpoints_path(self) -> Path:
         return self.path / "checkpoints"
+
+    @property
+    def tensorboard_path(self) -> Path:
+        return self.path / "tensorboard"
 
     # the writer lock
     def acquire(self, wait: float = 1.0) -> "Run":

@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 1337  # seeds init, dropout and the batch sampler
     compile: bool = False  # torch.compile the model (faster steps after a slow first one)
     measure_mfu: bool = True  # time a matmul once to report model FLOPs utilisation
+    tensorboard: bool = False  # also write the log's numbers as TensorBoard scalars into the run's tensorboard/
     # under torchrun: ddp (every process holds the whole model) | fsdp (each holds a shard of the weights,
     # gradients and optimizer state); in one process there is nothing to share: ignored, with a note
     parallel: str = "ddp"
@@ -211,6 +212,10 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
                                  f"ask for at least {p.step} steps")
             if p.step == config.max_steps:
                 return TrainResult("finished", p.step, p.tokens, p.elapsed, p.last_val, p.best_val, run=run.name)
+        if config.tensorboard and writes:  # after a resume: what the last attempt wrote past its checkpoint goes
+            from .tensorboard import EventLog
+
+            record.events = EventLog(run.tensorboard_path, purge_step=p.step + 1 if resume else None)
         if config.parallel == "fsdp" and world == 1:
             note = "; ".join(filter(None, [note, "parallel='fsdp' shards the model over the processes torchrun "
                                                  "starts; this is one process, so it holds the whole model"]))
@@ -282,6 +287,8 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
         return TrainResult(status, p.step, p.tokens, p.elapsed, p.last_val, p.best_val, record.records,
                            run.name if run else None)
     finally:
+        if record.events is not None:
+            record.events.close()
         if locked_here:
             run.release()
 
@@ -309,19 +316,23 @@ def _wrap(model: nn.Module, device: torch.device, world: int, compile_model: boo
 
 
 class _Recorder:
-    """Sends each record to the returned list, the run's metrics log (rank 0 only) and the callback.
+    """Sends each record to the returned list, the run's metrics log (rank 0 only), its TensorBoard
+    event files (when asked for) and the callback.
 
     A full disk while logging becomes DiskFull with a message that says what to do.
     """
 
     def __init__(self, run: Run | None, callback: Callable[[dict[str, Any]], None] | None):
         self.run, self.callback, self.records = run, callback, []
+        self.events = None  # a tensorboard.EventLog, set by train() when config.tensorboard
 
     def __call__(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         if self.run is not None:
             try:
                 self.run.log(record)
+                if self.events is not None:
+                    self.events.write(record)
             except OSError as e:
                 if not is_disk_full(e):
                     raise

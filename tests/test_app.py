@@ -196,3 +196,15 @@ def test_the_dashboard_listens_on_this_machine_only_and_hides_deploy():
     assert config["server"]["address"] == "localhost"
     assert config["server"]["maxUploadSize"] * 2**20 == jobs.MAX_UPLOAD_BYTES
     assert config["client"]["toolbarMode"] in ("viewer", "minimal")
+
+
+def test_train_form_can_ask_for_tensorboard_event_files(runs, monkeypatch):
+    started = []
+    monkeypatch.setattr(jobs, "start", lambda spec, name, root, **kw: started.append(spec))
+    at = page("train")
+    at.checkbox(key="train-tensorboard").check().run()
+    at.button(key="train-start").click().run()
+    assert started and started[0]["train"]["tensorboard"] is True
+    at.checkbox(key="train-tensorboard").uncheck().run()
+    at.button(key="train-start").click().run()
+    assert len(started) == 2 and not started[1]["train"].get("tensorboard")

@@ -144,6 +144,9 @@ def new_run_form() -> None:
     if source.startswith("upload"):
         upload = st.file_uploader(f"A UTF-8 text file, up to {MAX_UPLOAD_MB} MB", type=["txt"], key="train-upload")
     name = st.text_input("Run name", f"{default_name}-{dt.datetime.now():%m%d-%H%M%S}", key="train-name")
+    if st.checkbox("Also write TensorBoard event files", key="train-tensorboard",
+                   help=f"Into the run's tensorboard/ folder; open them with: tensorboard --logdir {root()}"):
+        spec = {**spec, "train": {**(spec.get("train") or {}), "tensorboard": True}}
     ready = True
     try:
         spec = check_spec({**spec, "data": "shakespeare"})  # the text is checked when it is there
