@@ -101,3 +101,36 @@ def form_rate(bodies: list[str]) -> float:
     if not bodies:
         raise ValueError("no poems to check")
     return sum(form(b).regular for b in bodies) / len(bodies)
+
+
+def write_poem(model, tokenizer, title: str, config) -> str:
+    """A poem's body written by `model` after the prompt "TITLE\\n" (the corpus's layout), up to the
+    blank line that ends a poem or `config.max_new_tokens` tokens (a `sampling.SamplingConfig`)."""
+    from .sampling import stream
+
+    text = ""
+    for piece in stream(model, tokenizer, f"{title}\n", config):
+        text += piece
+        if "\n\n" in text:
+            break
+    return text.split("\n\n")[0]
+
+
+def poem_table(poems: dict[str, list[str]]):
+    """One row per source of poems (the corpus, a model, ...): how many, the share of regular form,
+    each form's share, and the share of the regular ones that rhyme by modern rhyme groups."""
+    import pandas as pd
+
+    rows = []
+    for source, bodies in poems.items():
+        forms = [form(b) for b in bodies]
+        regular = [b for b, f in zip(bodies, forms) if f.regular]
+        row = {"source": source, "poems": len(bodies), "regular form": form_rate(bodies)}
+        for length in LINE_LENGTHS:
+            for count in LINE_COUNTS:
+                name = LINE_LENGTHS[length] + LINE_COUNTS[count]
+                row[name] = sum(f.name == name for f in forms) / len(bodies)
+        row["rhyme (of regular, modern)"] = (sum(bool(rhymes(b)) for b in regular) / len(regular)
+                                             if regular else float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("source")

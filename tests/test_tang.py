@@ -139,3 +139,24 @@ def test_the_real_corpus_and_its_rate_of_regular_verse():
     assert verse_chars == 3_668_082  # COURSE.md's count of the characters of the poems' lines
     assert round(verse.form_rate(bodies), 3) == 0.638  # COURSE.md: 63.8%
     assert corpus.works[0].author == "太宗皇帝" and corpus.works[0].title == "帝京篇十首 一"
+
+
+def test_poem_table_counts_forms_and_rhymes():
+    table = verse.poem_table({"two": [JINGYESI, LUSHI], "none": ["不是诗"]})
+    assert table.loc["two", "regular form"] == 1.0 and table.loc["two", "五言绝句"] == 0.5
+    assert table.loc["two", "五言律诗"] == 0.5 and table.loc["two", "rhyme (of regular, modern)"] == 0.5
+    assert table.loc["none", "regular form"] == 0.0 and table.loc["none", "poems"] == 1
+
+
+def test_a_model_writes_a_poem_after_its_title(tmp_path):
+    from lesson_lib.models import build_model
+    from lesson_lib.sampling import SamplingConfig
+    from lesson_lib.tokenizers import train_tokenizer
+
+    text = "\n\n".join(f"静夜思\n{JINGYESI}" for _ in range(3))
+    tokenizer = train_tokenizer("char", text)
+    model = build_model({"family": "bigram", "vocab_size": tokenizer.vocab_size, "block_size": 8}).eval()
+    body = verse.write_poem(model, tokenizer, "静夜思", SamplingConfig(max_new_tokens=40, seed=0))
+    assert "\n\n" not in body and 0 < len(body) <= 40
+    again = verse.write_poem(model, tokenizer, "静夜思", SamplingConfig(max_new_tokens=40, seed=0))
+    assert body == again  # seeded
