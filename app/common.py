@@ -1,4 +1,4 @@
-"""Streamlit glue shared by the pages: cached loading, and the first-start panel.
+"""Streamlit glue shared by the pages: cached loading, the first-start panel, a run's first prompt.
 
 Everything that is not about Streamlit lives in lesson_lib; this file only adds caching and widgets.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 import torch
+from i18n import t
 
 from lesson_lib import jobs
 from lesson_lib.experiment import load_trained
@@ -18,6 +19,9 @@ from lesson_lib.presets import get_preset
 from lesson_lib.runs import Metrics, list_runs, read_metrics, runs_dir
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
+# The Generate page's first prompt, by the corpus a run was trained on (config.json's data.source): a
+# speaker's name for Shakespeare, a poem's title for the Tang poems. Any other text gets Shakespeare's.
+DEFAULT_PROMPTS = {"shakespeare": "ROMEO:", "tang": "春夜\n", "tang-traditional": "春夜\n"}
 
 # This process only generates (training runs in a subprocess). Decoding a small model is a chain of
 # tiny operations; spread over several threads, each one waits for threads that a training process
@@ -59,21 +63,34 @@ def frame(run) -> pd.DataFrame:
     return _frame(*_file_state(run))
 
 
-@st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner="Loading the model...")
+@st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
+def _model(run_path: str, checkpoint: str, version: int):
+    return load_trained(Path(run_path), checkpoint)
+
+
 def model(run_path: str, checkpoint: str, version: int):
     """A loaded model, its tokenizer and checkpoint meta; shared by all sessions. `version` changes
     when the checkpoint's weights are rewritten, so a stale model is never served."""
-    return load_trained(Path(run_path), checkpoint)
+    with st.spinner(t("common.loading_model")):  # shown only if loading takes more than half a second
+        return _model(run_path, checkpoint, version)
+
+
+def default_prompt(run) -> str:
+    """The prompt the Generate page starts from for `run`, after the corpus it was trained on."""
+    try:
+        source = run.read_config()["data"]["source"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        source = None
+    return DEFAULT_PROMPTS.get(source if isinstance(source, str) else "", DEFAULT_PROMPTS["shakespeare"])
 
 
 def start_starter_button(key: str) -> None:
     """The one button a newcomer sees: train the starter model in the background."""
     job = jobs.current_job(root())
     if job or jobs.starting(root()):
-        st.info(f"Run **{job.run if job else 'a new run'}** is training. Follow it on the **Train** page.")
+        st.info(t("common.training", run=job.run if job else t("common.a_new_run")))
         return
-    if st.button("Train the starter model", type="primary", key=key,
-                 help="A small character-level GPT on Shakespeare: about a minute on 2 CPU cores"):
+    if st.button(t("common.starter_button"), type="primary", key=key, help=t("common.starter_help")):
         try:
             jobs.start({**get_preset("starter"), "preset": "starter"}, "starter", root())
         except (jobs.JobBusy, ValueError, OSError) as e:
@@ -86,7 +103,6 @@ def no_runs_yet(key: str) -> bool:
     """On a fresh install: say so and offer the starter model. True when there are no runs."""
     if list_runs(root()) or jobs.current_job(root()):
         return False
-    st.info(f"There are no training runs yet (looked in `{root()}`). Train the starter model to see loss "
-            "curves and generate text; it takes about a minute on 2 CPU cores.")
+    st.info(t("common.no_runs", root=root()))
     start_starter_button(key)
     return True

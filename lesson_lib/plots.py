@@ -35,6 +35,11 @@ METRIC_TITLES = {
     "val_ppl": "validation perplexity",
     "val_bpc": "validation bits per character",
 }
+# Every word the charts draw, by key: the x axes, "loss", the metrics, the legend's title and the words
+# after a run's name in the trace names. A `titles` mapping with some of these keys draws them in
+# another language (the dashboard's Chinese); keys it lacks keep these.
+TITLES = {**X_AXES, "loss": LOSS_TITLE, **METRIC_TITLES, "legend": "run", "train": "train", "val": "val",
+          "raw": "raw"}
 NUMERIC_COLUMNS = ["step", "tokens", "time", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "mfu"]
 COLORS = qualitative.Plotly
 
@@ -110,14 +115,23 @@ def thin(frame: pd.DataFrame, max_points: int | None) -> pd.DataFrame:
     return frame[keep]
 
 
-def _layout(fig: go.Figure, x: str, y_title: str, title: str | None, log_y: bool = False) -> go.Figure:
+def _words(titles: Mapping[str, str] | None) -> dict[str, str]:
+    """The charts' words: TITLES, with the ones `titles` gives in their place."""
+    unknown = sorted(set(titles or {}) - set(TITLES))
+    if unknown:
+        raise ValueError(f"titles has unknown key(s) {unknown}; known: {sorted(TITLES)}")
+    return {**TITLES, **(titles or {})}
+
+
+def _layout(fig: go.Figure, x: str, y_title: str, title: str | None, log_y: bool = False,
+            words: Mapping[str, str] = TITLES) -> go.Figure:
     fig.update_layout(
         title=title,
-        xaxis_title=X_AXES[x],
+        xaxis_title=words[x],
         yaxis_title=y_title,
         template="plotly_white",
         hovermode="x unified",
-        legend_title_text="run",
+        legend_title_text=words["legend"],
     )
     if log_y:
         fig.update_yaxes(type="log")
@@ -133,13 +147,16 @@ def loss_curves(
     show_val: bool = True,
     title: str | None = None,
     max_points: int | None = 400,
+    titles: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Training loss (a line, EMA-smoothed if asked) and validation loss (markers) of each run.
 
     Traces are named "<run> train", "<run> train (raw)" (only when smoothing > 0) and "<run> val";
     each run keeps one colour. Each trace is thinned to about `max_points` points after smoothing.
+    `titles` replaces some of the axis and legend words (keys of TITLES), e.g. to draw them in Chinese.
     """
     _check_x(x)
+    words = _words(titles)
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1); got {smoothing!r}")
     fig = go.Figure()
@@ -151,21 +168,24 @@ def loss_curves(
             train = thin(train, max_points)
             if smoothing > 0:
                 fig.add_trace(go.Scatter(
-                    x=train[x].to_numpy(), y=train["train_loss"].to_numpy(), mode="lines", name=f"{name} train (raw)",
+                    x=train[x].to_numpy(), y=train["train_loss"].to_numpy(), mode="lines",
+                    name=f"{name} {words['train']} ({words['raw']})",
                     legendgroup=name, line=dict(color=color, width=1), opacity=0.25,
                     showlegend=False, hoverinfo="skip",
                 ))
             fig.add_trace(go.Scatter(
-                x=train[x].to_numpy(), y=train["smoothed"].to_numpy(), mode="lines", name=f"{name} train",
+                x=train[x].to_numpy(), y=train["smoothed"].to_numpy(), mode="lines",
+                name=f"{name} {words['train']}",
                 legendgroup=name, line=dict(color=color, width=2),
             ))
         val = _rows(frame, "eval", "val_loss")
         if show_val and len(val):
             fig.add_trace(go.Scatter(
-                x=val[x].to_numpy(), y=val["val_loss"].to_numpy(), mode="lines+markers", name=f"{name} val",
+                x=val[x].to_numpy(), y=val["val_loss"].to_numpy(), mode="lines+markers",
+                name=f"{name} {words['val']}",
                 legendgroup=name, line=dict(color=color, width=2, dash="dash"), marker=dict(size=7),
             ))
-    return _layout(fig, x, LOSS_TITLE, title, log_y)
+    return _layout(fig, x, words["loss"], title, log_y, words)
 
 
 def _metric_lines(frames: dict[str, pd.DataFrame], metric: str, x: str, max_points: int | None):
@@ -179,27 +199,34 @@ def _metric_lines(frames: dict[str, pd.DataFrame], metric: str, x: str, max_poin
 
 
 def metric_curve(runs: Runs, metric: str, x: str = "step", title: str | None = None,
-                 max_points: int | None = 400) -> go.Figure:
-    """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x."""
+                 max_points: int | None = 400, titles: Mapping[str, str] | None = None) -> go.Figure:
+    """One line per run of any logged metric (lr, tokens_per_s, grad_norm, mfu, ...) against x.
+
+    `titles` replaces some of the axis and legend words (keys of TITLES)."""
     _check_x(x)
     frames = _frames(runs)
     if frames and not any(metric in frame for frame in frames.values()):
         raise ValueError(f"no run logs a metric called {metric!r}; known: {sorted(METRIC_TITLES)}")
     fig = go.Figure(list(_metric_lines(frames, metric, x, max_points)))
-    return _layout(fig, x, METRIC_TITLES.get(metric, metric), title)
+    words = _words(titles)
+    return _layout(fig, x, words.get(metric, metric), title, words=words)
 
 
-def metric_panels(runs: Runs, metrics: Sequence[str], x: str = "step", max_points: int | None = 400) -> go.Figure:
-    """Several metrics side by side, one panel each, in one figure (one chart to draw, not several)."""
+def metric_panels(runs: Runs, metrics: Sequence[str], x: str = "step", max_points: int | None = 400,
+                  titles: Mapping[str, str] | None = None) -> go.Figure:
+    """Several metrics side by side, one panel each, in one figure (one chart to draw, not several).
+
+    `titles` replaces some of the panel, axis and legend words (keys of TITLES)."""
     _check_x(x)
     frames = _frames(runs)
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[METRIC_TITLES.get(m, m) for m in metrics])
+    words = _words(titles)
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[words.get(m, m) for m in metrics])
     for col, metric in enumerate(metrics, start=1):
         for line in _metric_lines(frames, metric, x, max_points):
             line.showlegend = col == 1  # one legend entry per run
             fig.add_trace(line, row=1, col=col)
-        fig.update_xaxes(title_text=X_AXES[x], row=1, col=col)
-    fig.update_layout(template="plotly_white", hovermode="x unified", legend_title_text="run")
+        fig.update_xaxes(title_text=words[x], row=1, col=col)
+    fig.update_layout(template="plotly_white", hovermode="x unified", legend_title_text=words["legend"])
     return fig
 
 

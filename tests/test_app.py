@@ -1,9 +1,17 @@
 """The dashboard's pages, driven headless with Streamlit's AppTest against a tiny run in a temp folder."""
+import html
+import importlib
+import json
+import re
 import shutil
+import string
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
 
 from lesson_lib import jobs
@@ -161,7 +169,7 @@ def test_train_page_follows_a_job_and_stops_it(runs, tiny_spec):
 
 def test_train_form_refuses_a_width_the_heads_do_not_divide(runs):
     at = page("train")
-    at.radio(key="train-mode").set_value("my own settings").run()
+    at.radio(key="train-mode").set_value("own").run()
     at.number_input(key="train-heads").set_value(3).run()
     assert any("n_head" in e.value and "128" in e.value for e in at.error)
     assert at.button(key="train-start").disabled
@@ -172,7 +180,7 @@ def test_train_form_refuses_a_width_the_heads_do_not_divide(runs):
 
 def test_train_form_refuses_a_configuration_that_cannot_fit(runs):
     at = page("train")
-    at.radio(key="train-mode").set_value("my own settings").run()
+    at.radio(key="train-mode").set_value("own").run()
     for key, value in (("train-block", 1024), ("train-width", 1024), ("train-layers", 12), ("train-batch", 512)):
         at.number_input(key=key).set_value(value).run()
     refusal = [e.value for e in at.error if "cannot train here" in e.value]
@@ -208,3 +216,204 @@ def test_train_form_can_ask_for_tensorboard_event_files(runs, monkeypatch):
     at.checkbox(key="train-tensorboard").uncheck().run()
     at.button(key="train-start").click().run()
     assert len(started) == 2 and not started[1]["train"].get("tensorboard")
+
+
+# ----------------------------------------------------------------------------- the dashboard in Chinese
+
+ZH_TEXT = ("春夜\n好雨知时节，当春乃发生。\n随风潜入夜，润物细无声。\n\n"
+           "静夜思\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n\n") * 30
+CJK = re.compile("[\u4e00-\u9fff]")
+
+
+def app_module(name: str):
+    """A module of app/ (i18n, common), imported as the pages import it."""
+    if str(ROOT / "app") not in sys.path:
+        sys.path.insert(0, str(ROOT / "app"))
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def tang_run(runs, tmp_path, tiny_spec):
+    """Beside 'tiny', a tiny run 'tang' trained on Chinese verse, its config naming the Tang corpus."""
+    poems = tmp_path / "poems.txt"
+    poems.write_text(ZH_TEXT, encoding="utf-8")
+    start_run({**tiny_spec(max_steps=20, eval_interval=10), "data": str(poems)}, name="tang", root=runs,
+              progress=False)
+    run = Run(runs / "tang")
+    config = run.read_config()
+    run.write_config({**config, "data": {**config["data"], "source": "tang"}})
+    return run
+
+
+def fields(text: str) -> list[tuple[str, str]]:
+    return sorted((name, spec) for _, name, spec, _ in string.Formatter().parse(text) if name is not None)
+
+
+def test_every_string_is_in_both_languages_with_the_same_fields():
+    from lesson_lib.plots import TITLES, X_AXES
+    from lesson_lib.presets import PRESETS
+    from lesson_lib.runs import STATUSES
+
+    i18n = app_module("i18n")
+    en, zh = i18n.STRINGS["en"], i18n.STRINGS["zh"]
+    assert set(i18n.STRINGS) == set(i18n.LANGUAGES) == {"en", "zh"}
+    assert sorted(en) == sorted(zh), set(en) ^ set(zh)
+    assert {key: fields(en[key]) for key in en} == {key: fields(zh[key]) for key in en}
+    assert [key for key, text in zh.items() if not CJK.search(text)] == []  # nothing left in English
+    # the lists the table follows: chart words, run states, x axes; presets may lack a translation
+    assert {f"chart.{key}" for key in TITLES} <= set(en) and {f"status.{s}" for s in STATUSES} <= set(en)
+    assert {f"runs.x.{axis}" for axis in X_AXES} <= set(en)
+    assert set(i18n.PRESET_DESCRIPTIONS_ZH) <= set(PRESETS)
+    assert all(en[f"chart.{key}"] == title for key, title in TITLES.items())  # English from plots.py itself
+
+
+ALLOWED_WORDS = {  # written the same in the Chinese text: names, units, file names, flags, commands
+    "Language", "English", "GPT", "nanoGPT", "Shakespeare", "CPU", "GPU", "CUDA", "LSTM", "MFU", "FLOP", "MiB",
+    "GiB", "MB", "CSV", "UTF", "txt", "metrics", "jsonl", "TensorBoard", "tensorboard", "logdir", "Ctrl", "Top",
+    "nats", "init", "vectors", "best", "latest"}
+
+
+def words_on(at: AppTest) -> list[str]:
+    """Every text the app itself writes on the page: titles, labels, help, options, messages, tabs, links,
+    table headers and states, chart titles and legends; not the prompt, the generated text or a log."""
+    texts = [info["page_name"] for info in at._registered_pages.values()]  # the navigation
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        if proto is not None and "gen-output" in str(getattr(proto, "id", "")):
+            return  # the prompt and the generated text
+        if type(node).__name__ == "Dataframe":
+            texts.extend(column["label"] for column in json.loads(proto.columns).values() if "label" in column)
+            texts.extend(str(s) for s in node.value["status"])
+        elif getattr(node, "type", "") == "plotly_chart":
+            spec = json.loads(proto.spec)
+            layout = spec["layout"]
+            texts.extend(trace.get("name", "") for trace in spec["data"])
+            texts.extend(a.get("text", "") for a in layout.get("annotations", []))
+            for key, value in layout.items():
+                title = value if key == "title" else value.get("title") if key.startswith(
+                    ("xaxis", "yaxis", "legend")) else None
+                texts.append(title.get("text", "") if isinstance(title, dict) else str(title or ""))
+        elif proto is not None and type(node).__name__ not in ("Html", "Code") and not str(
+                getattr(proto, "id", "")).endswith("-lang"):
+            message = MessageToDict(proto)
+            for key in ("label", "help", "body", "text", "placeholder"):
+                texts.append(str(message.get(key, "")))
+            texts.extend(message.get("options", []))
+        for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+            walk(child)
+
+    walk(at._tree)
+    return texts
+
+
+def english_words(at: AppTest, known: list[str]) -> set[str]:
+    """Words in English on the page, once the names it shows as they are (`known`) are taken out."""
+    from lesson_lib.models import FAMILIES
+    from lesson_lib.presets import PRESETS
+    from lesson_lib.tokenizers import TOKENIZER_KINDS
+
+    names = sorted([*known, *PRESETS], key=len, reverse=True)
+    found = set()
+    for text in words_on(at):
+        for name in names:
+            text = text.replace(name, " ")
+        found |= set(re.findall(r"[A-Za-z]{2,}", text))
+    return found - ALLOWED_WORDS - set(FAMILIES) - set(TOKENIZER_KINDS)
+
+
+def test_no_page_shows_english_when_chinese_is_chosen(runs, tang_run, monkeypatch, tmp_path):
+    from lesson_lib.runs import read_metrics
+
+    with open(runs / "tiny" / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"kind": "train", "step": 21, "train_lo\n')  # a damaged line: the Runs page warns
+    known = ["tiny", "tang", str(runs), str(tmp_path / "empty"), *read_metrics(runs / "tiny" / "metrics.jsonl").warnings,
+             *(p.name for name in ("tiny", "tang") for p in Run(runs / name).checkpoints())]
+    pages = {}
+    pages["runs"] = page("runs", lang="zh")
+    assert pages["runs"].warning and len(pages["runs"].get("plotly_chart")) == 2
+    pages["generate"] = page("generate", lang="zh")
+    pages["generate"].slider(key="gen-max").set_value(30)
+    pages["generate"].button(key="gen-go").click().run()
+    assert pages["generate"].get("html") and pages["generate"].get("plotly_chart")
+    pages["train"] = page("train", lang="zh")  # tang finished: its outcome, the form with a preset
+    assert pages["train"].success and pages["train"].get("page_link")
+    pages["own settings"] = page("train", lang="zh")
+    pages["own settings"].radio(key="train-mode").set_value("own").run()
+    pages["own settings"].radio(key="train-source").set_value("upload").run()
+    pages["own settings"].button(key="train-start").click().run()  # no file chosen: an error
+    assert pages["own settings"].error
+    Run(runs / "tang").log({"kind": "event", "event": "resume", "step": 20})  # as if killed: stopped
+    pages["stopped"] = page("train", lang="zh")
+    assert pages["stopped"].info and pages["stopped"].selectbox(key="train-resume-run").value == "tang"
+    monkeypatch.setattr(jobs, "current_job", lambda root=None: jobs.Job(pid=1, run="tiny", started=time.time()))
+    monkeypatch.setattr(jobs, "stop", lambda root=None: True)
+    pages["training"] = page("train", lang="zh")  # following a job, then asking it to stop
+    pages["training"].button(key="train-stop").click().run()
+    assert pages["training"].get("progress") and pages["training"].toast
+    pages["training"] = [pages["training"], *(page(name, lang="zh") for name in ("runs", "generate"))]
+    monkeypatch.undo()
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "empty"))
+    pages["empty"] = [page(name, lang="zh") for name in ("runs", "generate", "train")]
+    for state, shown in pages.items():
+        for at in shown if isinstance(shown, list) else [shown]:
+            assert not at.exception, [e.message for e in at.exception]
+            assert english_words(at, known) == set(), state
+            assert any(CJK.search(text) for text in words_on(at))
+            assert not at.toast or all(CJK.search(toast.value) for toast in at.toast)
+
+
+def test_a_link_opens_chinese_and_the_switch_is_kept_for_the_session(runs):
+    i18n = app_module("i18n")
+    zh = i18n.STRINGS["zh"]
+    at = page("runs", lang="zh")
+    assert at.title[0].value == zh["runs.title"] and at.query_params["lang"] == "zh"
+    assert list(at.dataframe[0].value["status"]) == [zh["status.finished"]]
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["title"]["text"] == zh["chart.step"]
+    assert [trace["name"] for trace in chart["data"]][-2:] == [f"tiny {zh['chart.train']}", f"tiny {zh['chart.val']}"]
+    at.slider(key="runs-smoothing").set_value(0.9).run()
+    at.radio(key="lang").set_value("en").run()  # the switch: every word changes, the settings stay
+    assert at.title[0].value == "Runs and loss curves" and "lang" not in at.query_params
+    assert at.slider(key="runs-smoothing").value == 0.9 and at.slider(key="runs-smoothing").label == \
+        "Smoothing of the training loss"
+    at.radio(key="lang").set_value("zh").run()
+    at.switch_page("views/generate.py").run()  # another page of the same session: still Chinese
+    assert at.title[0].value == zh["generate.title"] and at.button(key="gen-go").label == zh["gen.go"]
+
+
+def test_the_default_prompt_follows_the_corpus(runs, tang_run):
+    common = app_module("common")
+    from lesson_lib.data import CORPORA
+
+    assert set(common.DEFAULT_PROMPTS) == set(CORPORA)  # every corpus has its prompt, and no other name
+    assert common.default_prompt(tang_run) == "春夜\n"
+    assert common.default_prompt(Run(runs / "tiny")) == "ROMEO:"  # a text file of its own: Shakespeare's
+    (runs / "tiny" / "config.json").write_text("{not json")
+    assert common.default_prompt(Run(runs / "tiny")) == "ROMEO:"
+    at = page("generate", run="tiny")
+    assert at.text_area(key="gen-prompt").value == "ROMEO:"
+    at.selectbox(key="gen-run").set_value("tang").run()  # another run: its corpus's prompt
+    assert at.text_area(key="gen-prompt").value == "春夜\n"
+    at.text_area(key="gen-prompt").set_value("明月").run()  # a prompt the learner typed stays
+    at.selectbox(key="gen-run").set_value("tiny").run()
+    assert at.text_area(key="gen-prompt").value == "明月"
+
+
+def test_generate_from_a_run_on_chinese_text_shows_its_characters(tang_run):
+    at = page("generate", run="tang", lang="zh")
+    assert at.text_area(key="gen-prompt").value == "春夜\n"
+    at.slider(key="gen-max").set_value(40)
+    at.button(key="gen-go").click().run()
+    assert not at.exception and not at.error
+    assert at.markdown[0].value == "**春夜**"  # the prompt in bold, its line break no stray asterisks
+    assert len(CJK.findall(at.markdown[1].value)) >= 10  # the generated verse
+    view = at.get("html")[0].proto.body
+    spans = [html.unescape(s) for s in re.findall(r"<span [^>]*>(.*?)</span>", view, flags=re.S)]
+    assert len(spans) == 40 and all(len(s) == 1 and s in ZH_TEXT for s in spans)  # one character a token
+    assert len(CJK.findall("".join(spans))) >= 10 and 'lang="zh-Hans"' in view
+    at.slider(key="gen-position").set_value(5).run()
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    labels = chart["data"][0]["y"]
+    assert any(CJK.search(label) for label in labels) and len(set(labels)) == len(labels)
+    assert chart["layout"]["yaxis"]["type"] == "category" and "第 5 个位置" in chart["layout"]["title"]["text"]

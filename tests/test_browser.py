@@ -128,7 +128,7 @@ def test_a_newcomer_trains_the_starter_model_and_generates(tmp_path):
 
 
 def test_generate_in_a_real_browser(dashboard):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -149,6 +149,19 @@ def test_generate_in_a_real_browser(dashboard):
             page.get_by_text("Runs and loss curves").first.wait_for(timeout=30_000)
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
+            # the sidebar's switch: the same page in Chinese, a choice kept and shown in its new words,
+            # and the language kept on the next page
+            page.get_by_role("radio", name="tokens seen").check(force=True)
+            page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
+            page.get_by_role("heading", name="运行与损失曲线").wait_for(timeout=30_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+            expect(page.get_by_role("radio", name="已见词元数")).to_be_checked(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "runs-zh.png"), full_page=True)  # Chinese glyphs: fonts-noto-cjk
+            page.get_by_test_id("stSidebarNav").get_by_text("生成", exact=True).click()
+            page.get_by_role("button", name="生成", exact=True).click(timeout=30_000)
+            page.get_by_text("为什么是这些词元？").wait_for(timeout=30_000)
+            assert "lang=zh" in page.url
+            page.screenshot(path=str(ARTIFACTS / "generate-zh.png"), full_page=True)
         except Exception as error:
             page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
             raise AssertionError(f"{type(error).__name__}: {error}\nscreenshot: {ARTIFACTS / 'failure.png'}") from error

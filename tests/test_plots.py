@@ -138,3 +138,26 @@ def test_metric_panels_put_each_metric_in_its_own_panel():
     assert [t.showlegend for t in fig.data] == [True, True, False, False]  # one legend entry per run
     assert list(fig.data[2].y) == [100.0 + s for s in range(1, 11)]
     assert fig.layout.xaxis.title.text == "tokens seen" and fig.layout.xaxis2.title.text == "tokens seen"
+
+
+def test_titles_draw_the_charts_in_another_language_and_default_to_english():
+    from lesson_lib.plots import LOSS_TITLE, METRIC_TITLES, TITLES, X_AXES, metric_panels
+
+    assert TITLES == {**X_AXES, "loss": LOSS_TITLE, **METRIC_TITLES, "legend": "run", "train": "train",
+                      "val": "val", "raw": "raw"}
+    zh = {"tokens": "已见词元数", "loss": "损失（nats/词元）", "legend": "运行", "train": "训练", "val": "验证",
+          "raw": "原始值", "lr": "学习率"}
+    fig = loss_curves({"run": fake_run()}, x="tokens", smoothing=0.5, titles=zh)
+    assert [trace.name for trace in fig.data] == ["run 训练 (原始值)", "run 训练", "run 验证"]
+    assert fig.layout.xaxis.title.text == "已见词元数" and fig.layout.yaxis.title.text == "损失（nats/词元）"
+    assert fig.layout.legend.title.text == "运行"
+    # a key left out keeps its English title; none given is the English chart, unchanged
+    assert loss_curves({"run": fake_run()}, titles={"loss": "损失"}).layout.xaxis.title.text == "training step"
+    assert loss_curves({"run": fake_run()}, titles=None).to_json() == loss_curves({"run": fake_run()}).to_json()
+    curve = metric_curve({"a": fake_run()}, "lr", titles=zh)
+    assert curve.layout.yaxis.title.text == "学习率" and curve.layout.xaxis.title.text == "training step"
+    panels = metric_panels({"a": fake_run()}, ["lr", "grad_norm"], x="tokens", titles=zh)
+    assert [a.text for a in panels.layout.annotations] == ["学习率", METRIC_TITLES["grad_norm"]]
+    assert panels.layout.xaxis.title.text == panels.layout.xaxis2.title.text == "已见词元数"
+    with pytest.raises(ValueError, match="'steps'"):
+        loss_curves({"run": fake_run()}, titles={"steps": "步数"})

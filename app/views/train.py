@@ -9,6 +9,7 @@ import datetime as dt
 
 import streamlit as st
 from common import metrics, root
+from i18n import chart_titles, preset_description, shown_as, status, t
 
 from lesson_lib import checkpoints as ckpt
 from lesson_lib import jobs, memory
@@ -21,7 +22,7 @@ from lesson_lib.tokenizers import TOKENIZER_KINDS
 
 MAX_UPLOAD_MB = jobs.MAX_UPLOAD_BYTES // 2**20
 
-st.title("Train")
+st.title(t("train.title"))
 
 
 def follow() -> None:
@@ -30,7 +31,7 @@ def follow() -> None:
     if job is None and not jobs.starting(root()):
         st.rerun()  # it ended: show the outcome and the form again
     if job is None:
-        st.info("A training job is starting...")
+        st.info(t("train.job_starting"))
         return
     run = Run(root() / job.run)
     log = metrics(run)
@@ -38,37 +39,39 @@ def follow() -> None:
     try:
         total = run.read_config()["train"]["max_steps"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
-        st.info(f"Run **{job.run}** is starting: loading the text and building the tokenizer...")
+        st.info(t("train.run_starting", run=job.run))
         return
     step = train[-1]["step"] if train else 0
     evals = log.of_kind("eval")
-    last = f"train loss {train[-1]['train_loss']:.3f}" if train else "first steps..."
+    last = t("train.train_loss", loss=train[-1]["train_loss"]) if train else t("train.first_steps")
     if evals:
-        last += f" · val loss {evals[-1]['val_loss']:.3f}"
-    st.progress(min(step / max(total, 1), 1.0), text=f"**{job.run}**: step {step} of {total} · {last}")
+        last += t("train.val_loss", loss=evals[-1]["val_loss"])
+    st.progress(min(step / max(total, 1), 1.0),
+                text=t("train.progress", run=job.run, step=step, total=total, last=last))
     if train:
-        st.plotly_chart(loss_curves({job.run: metrics_frame(log)}, smoothing=0.6), width="stretch")
+        st.plotly_chart(loss_curves({job.run: metrics_frame(log)}, smoothing=0.6, titles=chart_titles()),
+                        width="stretch")
 
 
 def outcome(run: Run) -> None:
     """How a run's last attempt ended, however it was started, and where to go from here."""
     o = run.outcome(metrics(run))
-    best = f"best val loss {o['best_val_loss']:.4f}" if o["best_val_loss"] is not None else "no evaluation yet"
-    said = f"Run **{run.name}** {o['status']} at step {o['steps']} ({best})."
+    best = t("train.best", loss=o["best_val_loss"]) if o["best_val_loss"] is not None else t("train.no_eval")
+    said = t("train.outcome", name=run.name, status=status(o["status"]), steps=o["steps"], best=best)
     if o["status"] == "finished":
         st.success(said)
     elif o["status"] == "stopped":
-        st.info(f"{said} It can be resumed from its last checkpoint below.")
+        st.info(t("train.resumable", outcome=said))
     else:
-        st.error(f"{said} {o['message'] or ''}")
+        st.error(f"{said} {o['message'] or ''}")  # the message is lesson_lib's, as it was written
         tail = jobs.log_tail(run.name, root())
         if tail:
             st.code(tail)
     left, right = st.columns(2)
     if o["checkpoints"]:
-        left.page_link("views/generate.py", label="Generate text from it", icon=":material/edit_note:",
+        left.page_link("views/generate.py", label=t("train.link_generate"), icon=":material/edit_note:",
                        query_params={"run": run.name})
-    right.page_link("views/runs.py", label="See its loss curves", icon=":material/monitoring:",
+    right.page_link("views/runs.py", label=t("train.link_curves"), icon=":material/monitoring:",
                     query_params={"run": run.name})
 
 
@@ -80,8 +83,8 @@ def latest_outcome() -> None:
     last_job = jobs.last_job(root())
     if last_job and not run_exists(last_job.run, root()):
         if latest is None or last_job.started > latest.config_path.stat().st_mtime:
-            st.error(f"Run **{last_job.run}** did not start. The end of its output:")
-            st.code(jobs.log_tail(last_job.run, root()) or "(no output)")
+            st.error(t("train.did_not_start", run=last_job.run))
+            st.code(jobs.log_tail(last_job.run, root()) or t("train.no_output"))
             return
     if latest is not None:
         outcome(latest)
@@ -97,55 +100,58 @@ def memory_check(spec: dict, vocab_size: int) -> bool:
                                                   train.get("precision", "auto"), device=device)
         free = memory.check_fits(estimate, device)
     except memory.WillNotFit as e:
-        st.error(f"This configuration cannot train here: {e}")
+        st.error(t("train.cannot_fit", error=e))
         return False
     except (ValueError, TypeError) as e:
         st.error(str(e))
         return False
-    st.caption(f"Predicted training memory: {estimate.total / 2**20:,.0f} MiB"
-               + (f" of {free / 2**30:,.1f} GiB available." if free else "."))
+    mib = estimate.total / 2**20
+    st.caption(t("train.memory_free", mib=mib, gib=free / 2**30) if free else t("train.memory", mib=mib))
     return True
 
 
 def own_settings() -> dict:
     """A run spec from the form's widgets."""
     left, right = st.columns(2)
-    family = left.selectbox("Model", list(FAMILIES), index=list(FAMILIES).index("gpt"), key="train-family")
-    tokenizer = right.selectbox("Tokenizer", list(TOKENIZER_KINDS), key="train-tokenizer")
+    family = left.selectbox(t("train.family"), list(FAMILIES), index=list(FAMILIES).index("gpt"), key="train-family")
+    tokenizer = right.selectbox(t("train.tokenizer"), list(TOKENIZER_KINDS), key="train-tokenizer")
     model = {"family": family,
-             "block_size": right.number_input("Context length", 8, 1024, 64, key="train-block")}
+             "block_size": right.number_input(t("train.block"), 8, 1024, 64, key="train-block")}
     if family in ("gpt", "lstm"):
-        model["n_layer"] = left.number_input("Layers", 1, 12, 4 if family == "gpt" else 1, key="train-layers")
+        model["n_layer"] = left.number_input(t("train.layers"), 1, 12, 4 if family == "gpt" else 1,
+                                             key="train-layers")
     if family == "gpt":
-        model["n_head"] = right.number_input("Attention heads", 1, 16, 4, key="train-heads")
-        model["n_embd"] = left.number_input("Width (a multiple of the heads)", 16, 1024, 128, step=16,
-                                            key="train-width")
+        model["n_head"] = right.number_input(t("train.heads"), 1, 16, 4, key="train-heads")
+        model["n_embd"] = left.number_input(t("train.width"), 16, 1024, 128, step=16, key="train-width")
     spec = {"tokenizer": tokenizer, "model": model, "preset": None,
-            "train": {"max_steps": left.number_input("Steps", 10, 100000, 1000, step=100, key="train-steps"),
-                      "lr": right.number_input("Learning rate", 1e-5, 1e-1, 2e-3, format="%.5f", key="train-lr"),
-                      "batch_size": left.number_input("Batch size", 1, 512, 12, key="train-batch")}}
+            "train": {"max_steps": left.number_input(t("train.steps"), 10, 100000, 1000, step=100, key="train-steps"),
+                      "lr": right.number_input(t("train.lr"), 1e-5, 1e-1, 2e-3, format="%.5f", key="train-lr"),
+                      "batch_size": left.number_input(t("train.batch"), 1, 512, 12, key="train-batch")}}
     if tokenizer != "char":
-        spec["vocab_size"] = right.number_input("Vocabulary size", 256, 20000, 1024, key="train-vocab")
+        spec["vocab_size"] = right.number_input(t("train.vocab"), 256, 20000, 1024, key="train-vocab")
     return spec
 
 
 def new_run_form() -> None:
-    mode = st.radio("Start from", ["a preset", "my own settings"], horizontal=True, key="train-mode")
-    if mode == "a preset":
-        preset = st.selectbox("Preset", list(PRESETS), key="train-preset",
-                              format_func=lambda p: f"{p}: {PRESETS[p]['description']}")
+    modes = {m: t(f"train.mode.{m}") for m in ("preset", "own")}
+    mode = st.radio(t("train.mode"), list(modes), format_func=shown_as("train-mode", modes), horizontal=True,
+                    key="train-mode")
+    if mode == "preset":
+        presets = {p: f"{p}: {preset_description(p)}" for p in PRESETS}
+        preset = st.selectbox(t("train.preset"), list(presets), key="train-preset",
+                              format_func=shown_as("train-preset", presets))
         spec, default_name = {**get_preset(preset), "preset": preset}, preset
     else:
         spec = own_settings()
         default_name = spec["model"]["family"]
-    source = st.radio("Text", ["Shakespeare (complete works)", "upload a .txt file"], horizontal=True,
+    sources = {s: t(f"train.source.{s}") for s in ("shakespeare", "upload")}
+    source = st.radio(t("train.source"), list(sources), format_func=shown_as("train-source", sources), horizontal=True,
                       key="train-source")
     upload = None
-    if source.startswith("upload"):
-        upload = st.file_uploader(f"A UTF-8 text file, up to {MAX_UPLOAD_MB} MB", type=["txt"], key="train-upload")
-    name = st.text_input("Run name", f"{default_name}-{dt.datetime.now():%m%d-%H%M%S}", key="train-name")
-    if st.checkbox("Also write TensorBoard event files", key="train-tensorboard",
-                   help=f"Into the run's tensorboard/ folder; open them with: tensorboard --logdir {root()}"):
+    if source == "upload":
+        upload = st.file_uploader(t("train.upload", mb=MAX_UPLOAD_MB), type=["txt"], key="train-upload")
+    name = st.text_input(t("train.name"), f"{default_name}-{dt.datetime.now():%m%d-%H%M%S}", key="train-name")
+    if st.checkbox(t("train.tensorboard"), key="train-tensorboard", help=t("train.tensorboard_help", root=root())):
         spec = {**spec, "train": {**(spec.get("train") or {}), "tensorboard": True}}
     ready = True
     try:
@@ -156,15 +162,15 @@ def new_run_form() -> None:
     if ready:  # chars: at most 256 distinct in Shakespeare; an upload's own count where known
         vocab = spec.get("vocab_size") or (len(set(upload.getvalue().decode("utf-8", "ignore"))) if upload else 256)
         ready = memory_check(spec, vocab)
-    if not st.button("Start training", type="primary", key="train-start", disabled=not ready):
+    if not st.button(t("train.start"), type="primary", key="train-start", disabled=not ready):
         return
     try:
         check_run_name(name)
     except ValueError as e:
         st.error(str(e))
         return
-    if source.startswith("upload") and upload is None:
-        st.error("Choose a file to upload first.")
+    if source == "upload" and upload is None:
+        st.error(t("train.choose_file"))
         return
     try:
         jobs.start(spec, name, root(), upload=upload.getvalue() if upload else None,
@@ -186,9 +192,9 @@ def last_checkpoint_step(run: Run) -> int:
 def resume_form() -> None:
     resumable = [r for r in list_runs(root()) if r.status() in ("stopped", "failed")]
     if not resumable:
-        st.caption("No stopped runs. A run you stop here (or with Ctrl-C) can be continued from its last checkpoint.")
+        st.caption(t("train.no_stopped"))
         return
-    chosen = st.selectbox("Run", [r.name for r in resumable], key="train-resume-run")
+    chosen = st.selectbox(t("train.resume_run"), [r.name for r in resumable], key="train-resume-run")
     run = next(r for r in resumable if r.name == chosen)
     at = last_checkpoint_step(run)
     planned = max(at, 1)
@@ -196,9 +202,9 @@ def resume_form() -> None:
         planned = max(int(run.read_config()["train"]["max_steps"]), at, 1)
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         pass
-    st.caption(f"It continues from step {at}" + (" (it has no checkpoint: from the start)." if at == 0 else "."))
-    steps = st.number_input("Train until step", max(at, 1), 1_000_000, planned, key="train-resume-steps")
-    if st.button("Resume", key="train-resume"):
+    st.caption(t("train.continues_from_scratch" if at == 0 else "train.continues", at=at))
+    steps = st.number_input(t("train.until"), max(at, 1), 1_000_000, planned, key="train-resume-steps")
+    if st.button(t("train.resume"), key="train-resume"):
         try:
             jobs.resume(chosen, int(steps), root())
         except (jobs.JobBusy, ValueError, OSError) as e:
@@ -209,14 +215,13 @@ def resume_form() -> None:
 
 if jobs.current_job(root()) or jobs.starting(root()):
     st.fragment(follow, run_every=2)()
-    if st.button("Stop training", key="train-stop",
-                 help="Finishes the current step, saves a checkpoint and exits; resume it later below"):
+    if st.button(t("train.stop"), key="train-stop", help=t("train.stop_help")):
         jobs.stop(root())
-        st.toast("Stopping after the current step...")
+        st.toast(t("train.stopping"))
     st.stop()
 
 latest_outcome()
-new_tab, resume_tab = st.tabs(["New run", "Resume a run"])
+new_tab, resume_tab = st.tabs([t("train.tab_new"), t("train.tab_resume")])
 with new_tab:
     new_run_form()
 with resume_tab:
