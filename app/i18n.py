@@ -131,6 +131,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "train.preset": "Preset",
         "train.source": "Text",
         "train.source.shakespeare": "Shakespeare (complete works)",
+        "train.source.tang": "Tang poems (全唐诗, simplified characters)",
         "train.source.upload": "upload a .txt file",
         "train.upload": "A UTF-8 text file, up to {mb} MB",
         "train.name": "Run name",
@@ -253,6 +254,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "train.preset": "预设",
         "train.source": "文本",
         "train.source.shakespeare": "莎士比亚（全集）",
+        "train.source.tang": "全唐诗（简体）",
         "train.source.upload": "上传 .txt 文件",
         "train.upload": "UTF-8 文本文件，最大 {mb} MB",
         "train.name": "运行名称",
@@ -299,6 +301,7 @@ STRINGS["zh"].update({
 PRESET_DESCRIPTIONS_ZH = {
     "starter": "字符级 GPT，莎士比亚文本：在 2 个 CPU 核心上约一分钟，验证损失降到 2.0 以下",
     "shakespeare-char": "更大的字符级 GPT，莎士比亚文本：在 2 个 CPU 核心上约十一分钟",
+    "tang": "字符级 GPT，全唐诗（简体）：在 2 个 CPU 核心上约五分钟",
     "gpu-small": "nanoGPT 的 Shakespeare-char 规模（6 层，宽 384，上下文 256），用于一块 CUDA GPU",
     "ch05-gpt-char": "第 5 章的字符级 GPT，莎士比亚文本（与入门模型同样大小）；第 6 章在它的基础上继续",
     "ch05-lstm-word": "第 5 章的词级 LSTM；--init-vectors 用词向量初始化它的词嵌入",

@@ -417,3 +417,18 @@ def test_generate_from_a_run_on_chinese_text_shows_its_characters(tang_run):
     labels = chart["data"][0]["y"]
     assert any(CJK.search(label) for label in labels) and len(set(labels)) == len(labels)
     assert chart["layout"]["yaxis"]["type"] == "category" and "第 5 个位置" in chart["layout"]["title"]["text"]
+
+
+def test_the_text_choice_follows_the_preset_and_offers_the_tang_poems(runs, monkeypatch):
+    started = []
+    monkeypatch.setattr(jobs, "start", lambda spec, name, root, **kw: started.append(spec))
+    at = page("train")
+    assert at.radio(key="train-source").value == "shakespeare"
+    at.selectbox(key="train-preset").set_value("tang").run()
+    assert at.radio(key="train-source").value == "tang"  # the preset's corpus
+    assert any("Predicted training memory" in c.value for c in at.caption)
+    at.button(key="train-start").click().run()
+    assert started and started[-1]["data"] == "tang" and started[-1]["preset"] == "tang"
+    at.radio(key="train-source").set_value("shakespeare").run()  # the learner may change it again
+    at.button(key="train-start").click().run()
+    assert started[-1]["data"] == "shakespeare"
