@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import GENRES, Corpus
-from .models.gpt import GPT
+from .models.gpt import GPT, padding_positions_and_mask
 from .training import TrainConfig, lr_at, make_optimizer
 
 GENRE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(GENRES.values()))  # comedy, tragedy, history, poem
@@ -154,30 +154,44 @@ class GPTClassifier(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def features(self, idx: torch.Tensor) -> torch.Tensor:
+    def features(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The mean over positions of the GPT's final hidden states: (B, T) -> (B, C).
 
         A passage longer than the GPT's context is cut into pieces of `block_size` tokens (T must be
         a multiple of it), each read on its own, and the mean taken over all their positions.
+        `attention_mask` (B, T), True for real tokens, is for padded passages: the padding is hidden
+        from attention (`GPT.forward`'s rule) and left out of the mean.
         """
         gpt = self.gpt
         gpt.check_input(idx)
         B, T = idx.shape
         block = gpt.config.block_size
+        real = None if attention_mask is None else attention_mask.bool()
+        if real is not None and real.shape != idx.shape:
+            raise ValueError(f"attention_mask must have the shape of idx, {tuple(idx.shape)}; got {tuple(real.shape)}")
         if T > block:
             if T % block:
                 raise ValueError(f"a passage of {T} tokens is longer than the GPT's context of {block} and not a "
                                  f"multiple of it: use passages of {block} tokens or a multiple")
             idx = idx.reshape(B * (T // block), block)  # (B * pieces, block)
-        positions = torch.arange(idx.size(1), device=idx.device)
+            real = None if real is None else real.reshape(idx.shape)
+        if real is None:
+            positions, mask = torch.arange(idx.size(1), device=idx.device), None
+        else:
+            positions, mask = padding_positions_and_mask(real)
         x = gpt.dropout(gpt.token_embedding(idx) + gpt.position_embedding(positions))  # (B', T', C)
         for block_module in gpt.blocks:
-            x, _ = block_module(x)
-        pooled = gpt.final_norm(x).mean(dim=1)  # (B', C)
-        return pooled.reshape(B, -1, pooled.size(-1)).mean(dim=1)  # (B, C): the pieces of a passage averaged
+            x, _ = block_module(x, None, mask)
+        hidden = gpt.final_norm(x)  # (B', T', C)
+        if real is None:
+            pooled = hidden.mean(dim=1)  # (B', C)
+            return pooled.reshape(B, -1, pooled.size(-1)).mean(dim=1)  # (B, C): the pieces of a passage averaged
+        weight = real.reshape(B, -1, 1).to(hidden.dtype)  # (B, pieces * T', 1): 1 for a real token
+        summed = (hidden.reshape(B, -1, hidden.size(-1)) * weight).sum(dim=1)  # (B, C)
+        return summed / weight.sum(dim=1).clamp(min=1)  # the mean over the real tokens of every piece
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.feature_norm(self.features(idx))))  # (B, n_classes)
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.dropout(self.feature_norm(self.features(idx, attention_mask))))  # (B, n_classes)
 
 
 def fine_tune(model: nn.Module, ids: torch.Tensor, labels: np.ndarray | torch.Tensor, config: TrainConfig,

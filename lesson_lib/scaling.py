@@ -15,6 +15,8 @@ The pieces, in the order a notebook uses them:
 - `run_isoflop`: train every (budget, size) pair and tabulate the final validation losses;
 - `isoflop_optimum` / `isoflop_optima`: the parabola's minimum per budget;
 - `fit_power_law`: a straight line on log-log axes, with standard errors, for N_opt(C), D_opt(C), L(N).
+
+How long a run takes (chapter 9) is in `training_time`.
 """
 from __future__ import annotations
 

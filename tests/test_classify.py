@@ -91,3 +91,31 @@ def test_scores_and_the_baseline():
     texts = ["the king my lord", "my lord the king", "sweet love sweet", "love sweet heart"] * 3
     labels = np.array([2, 2, 0, 0] * 3)
     assert bag_of_words_baseline(texts, labels, ["the king", "sweet heart"]).tolist() == [2, 0]
+
+
+def test_masked_features_pool_the_real_tokens_only():
+    torch.manual_seed(0)
+    model = GPTClassifier(build_model({**TINY_GPT, "vocab_size": 5}), 4).eval()
+    short = torch.randint(1, 5, (1, 10))  # shorter than the context of 16
+    for side in ("left", "right"):
+        pad = torch.zeros(1, 6, dtype=torch.long)
+        idx = torch.cat([pad, short], dim=1) if side == "left" else torch.cat([short, pad], dim=1)  # (1, 16)
+        mask = idx != 0
+        with torch.no_grad():
+            torch.testing.assert_close(model.features(idx, mask), model.features(short), atol=1e-5, rtol=1e-5)
+            assert (model.features(idx) - model.features(short)).abs().max() > 1e-3  # the pads' states are averaged in
+    idx = torch.randint(1, 5, (2, 16))
+    with torch.no_grad():  # a mask of real tokens only is the default path
+        torch.testing.assert_close(model(idx, torch.ones_like(idx, dtype=torch.bool)), model(idx))
+    with pytest.raises(ValueError, match="shape"):
+        model.features(idx, torch.ones(2, 15, dtype=torch.bool))
+
+
+def test_masked_features_of_a_long_passage_average_over_its_real_tokens():
+    torch.manual_seed(1)
+    model = GPTClassifier(build_model({**TINY_GPT, "vocab_size": 5}), 4).eval()
+    first, rest = torch.randint(1, 5, (1, 16)), torch.randint(1, 5, (1, 8))
+    idx = torch.cat([first, rest, torch.zeros(1, 8, dtype=torch.long)], dim=1)  # two contexts, the second half padding
+    with torch.no_grad():
+        expected = (16 * model.features(first) + 8 * model.features(rest)) / 24  # each piece is read on its own
+        torch.testing.assert_close(model.features(idx, idx != 0), expected, atol=1e-5, rtol=1e-5)

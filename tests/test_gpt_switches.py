@@ -10,6 +10,7 @@ from lesson_lib.cli import _parser, build_spec, main
 from lesson_lib.config import from_dict
 from lesson_lib.experiment import check_spec, load_trained
 from lesson_lib.models import GPTConfig, build_model, model_config, model_spec
+from lesson_lib.models.gpt import padding_positions_and_mask
 
 VOCAB, BLOCK = 13, 8
 SMALL = {"family": "gpt", "vocab_size": VOCAB, "block_size": BLOCK, "n_layer": 3, "n_head": 2, "n_embd": 16}
@@ -218,3 +219,114 @@ def test_cli_trains_with_both_switches_and_refuses_a_bad_count(runs_root, text_f
     assert err.startswith("error: ") and "activation_checkpointing must be between 0" in err
     assert main(["train", "--resume", "switched", "--qk-norm"]) == 2
     assert "--resume takes only --steps" in capsys.readouterr().err
+
+
+# --- a padded batch: the attention mask (chapter 9) ---
+
+def padded(sequences, length, side, pad_id):
+    """A (B, length) batch of the sequences padded with pad_id on one side, and its mask of real tokens."""
+    rows, masks = [], []
+    for seq in sequences:
+        fill, real = [pad_id] * (length - len(seq)), [True] * len(seq)
+        rows.append(fill + seq if side == "left" else seq + fill)
+        masks.append([False] * len(fill) + real if side == "left" else real + [False] * len(fill))
+    return torch.tensor(rows), torch.tensor(masks)
+
+
+def unpadded_logits(model, sequences):
+    with torch.no_grad():
+        return [model(torch.tensor([seq]))[0][0] for seq in sequences]  # (len, V) each
+
+
+def real_rows(logits, mask, b):
+    return logits[b][mask[b]]  # (real tokens, V)
+
+
+SEQUENCES = [[3, 1, 4, 1, 5], [9, 2, 6, 5, 3, 5, 8, 9], [7, 9, 3]]
+
+
+def test_padding_positions_and_mask_skip_the_padding():
+    positions, mask = padding_positions_and_mask(torch.tensor([[False, False, True, True, True],
+                                                               [True, True, True, False, False]]))
+    assert positions.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 2, 2]]
+    assert mask.shape == (2, 1, 5, 5)
+    left = mask[0, 0].int().tolist()
+    assert left == [[1, 0, 0, 0, 0],  # a pad sees only itself
+                    [0, 1, 0, 0, 0],
+                    [0, 0, 1, 0, 0],  # the first real token: itself
+                    [0, 0, 1, 1, 0],
+                    [0, 0, 1, 1, 1]]
+    right = mask[1, 0].int().tolist()
+    assert right[2] == [1, 1, 1, 0, 0] and right[4] == [1, 1, 1, 0, 1]  # a pad after the text: its output is unused
+
+
+def test_left_padding_changes_the_logits_unless_masked():
+    model = gpt().eval()
+    idx, mask = padded(SEQUENCES, BLOCK, "left", pad_id=0)
+    alone = unpadded_logits(model, SEQUENCES)
+    with torch.no_grad():
+        plain, _ = model(idx)
+        masked, _ = model(idx, attention_mask=mask)
+        other_pad, _ = model(padded(SEQUENCES, BLOCK, "left", pad_id=11)[0], attention_mask=mask)
+    for b, expected in enumerate(alone):
+        torch.testing.assert_close(real_rows(masked, mask, b), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(real_rows(other_pad, mask, b), expected, atol=1e-5, rtol=1e-5)
+        if not mask[b].all():  # padded: the real tokens saw the pads and sat at shifted positions
+            assert (real_rows(plain, mask, b) - expected).abs().max() > 1e-3
+    assert torch.isfinite(masked).all()  # pads attend to themselves: no empty softmax row
+
+
+def test_right_padding_is_harmless_to_a_causal_model_even_without_the_mask():
+    model = gpt().eval()
+    idx, mask = padded(SEQUENCES, BLOCK, "right", pad_id=0)
+    with torch.no_grad():
+        plain, _ = model(idx)
+        masked, _ = model(idx, attention_mask=mask)
+    for b, expected in enumerate(unpadded_logits(model, SEQUENCES)):
+        torch.testing.assert_close(real_rows(plain, mask, b), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(real_rows(masked, mask, b), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_full_mask_is_the_default_path():
+    model = gpt().eval()
+    idx, _ = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx, attention_mask=torch.ones_like(idx, dtype=torch.bool))[0], model(idx)[0])
+
+
+def test_padded_targets_are_ignored_by_the_loss():
+    model = gpt().eval()
+    idx, mask = padded(SEQUENCES, BLOCK, "left", pad_id=0)
+    targets = torch.where(mask, (idx + 1) % VOCAB, -1)  # any target for a real token; -1 under a pad
+    with torch.no_grad():
+        _, loss = model(idx, targets, attention_mask=mask)
+        total, count = 0.0, 0
+        for seq in SEQUENCES:
+            logits, _ = model(torch.tensor([seq]))
+            want = (torch.tensor(seq) + 1) % VOCAB
+            total += F.cross_entropy(logits[0], want, reduction="sum").item()
+            count += len(seq)
+    assert loss.item() == pytest.approx(total / count, rel=1e-5)
+
+
+def test_checkpointing_with_a_mask_gives_the_same_gradients():
+    idx, mask = padded(SEQUENCES, BLOCK, "left", pad_id=0)
+    targets = torch.where(mask, (idx + 1) % VOCAB, -1)
+    grads = []
+    for checkpointed in (0, 2):
+        model = gpt(activation_checkpointing=checkpointed).train()
+        _, loss = model(idx, targets, attention_mask=mask)
+        loss.backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name])
+
+
+def test_a_mask_of_the_wrong_shape_or_with_a_cache_is_refused():
+    model = gpt().eval()
+    idx, _ = batch()
+    with pytest.raises(ValueError, match="shape"):
+        model(idx, attention_mask=torch.ones(idx.size(0), idx.size(1) - 1, dtype=torch.bool))
+    _, cache = model.forward_cached(idx[:, :4], None)
+    with pytest.raises(ValueError, match="cache"):
+        model.forward_cached(idx[:, 4:5], cache, torch.ones(idx.size(0), 1, dtype=torch.bool))

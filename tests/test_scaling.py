@@ -7,9 +7,9 @@ from scipy import stats
 
 from lesson_lib.experiment import prepare_data
 from lesson_lib.models import GPT, GPTConfig
-from lesson_lib.scaling import (fit_power_law, gpt_flops_per_token, gpt_ladder, gpt_training_flops, isoflop_optima,
-                                isoflop_optimum, isoflop_plan, non_embedding_params, run_isoflop, steps_for_budget,
-                                training_flops)
+from lesson_lib.scaling import (fit_power_law, gpt_flops_per_token, gpt_ladder, gpt_training_flops,
+                                isoflop_optima, isoflop_optimum, isoflop_plan, non_embedding_params, run_isoflop,
+                                steps_for_budget, training_flops)
 
 CONFIG = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=3, n_embd=24)
 

@@ -13,6 +13,10 @@ Two switches for the chapter on the challenges of training, both off by default:
 - `activation_checkpointing` keeps only the input of the first n blocks during the forward pass
   and recomputes the rest of their activations during the backward pass: less memory for about
   one extra forward pass of those blocks. The gradients are the same.
+
+And one input, also off by default: `forward(idx, attention_mask=...)` for a batch of sequences of
+different lengths padded to one length (chapter 9). `padding_positions_and_mask` turns the (B, T)
+mask of real tokens into position ids that skip the padding and an attention mask that hides it.
 """
 from __future__ import annotations
 
@@ -67,6 +71,23 @@ class GPTConfig:
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+def padding_positions_and_mask(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a padded batch: each token's position (B, T) and who may attend to whom (B, 1, T, T).
+
+    `attention_mask` is (B, T), True (or 1) for a real token and False (0) for padding, on either
+    side. Positions count real tokens only, so a left-padded sequence gets the positions it has
+    unpadded. A query attends to the real keys at or before it, and to itself: a padding token then
+    sees only itself (a row with nothing to attend to would give NaN), and no real token sees padding.
+    """
+    real = attention_mask.bool()
+    T = real.size(1)
+    positions = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T): 0 at the first real token
+    causal = torch.ones(T, T, dtype=torch.bool, device=real.device).tril()  # query t sees keys 0..t
+    itself = torch.eye(T, dtype=torch.bool, device=real.device)
+    mask = causal & (real[:, None, :] | itself)  # (B, T, T): query row, key column
+    return positions, mask[:, None]  # (B, 1, T, T): the same for every head
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -95,14 +116,16 @@ class CausalSelfAttention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         return tuple(t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
 
-    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None):
+    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None):
         B, T, C = x.shape
         q, k, v = self.queries_keys_values(x)  # the cache holds keys after normalisation
         if past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, H, T_past + T, D)
             v = torch.cat([past[1], v], dim=2)
         T_past = k.size(2) - T
-        if T_past == 0:
+        if mask is not None:  # a padded batch, no cache: the mask (B, 1, T, T) holds the causal rule too
+            causal = False
+        elif T_past == 0:
             mask, causal = None, True
         elif T == 1:
             mask, causal = None, False  # one new token may attend to everything before it
@@ -134,8 +157,8 @@ class Block(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, past=None):
-        attended, present = self.attn(self.attn_norm(x), past)
+    def forward(self, x, past=None, mask=None):
+        attended, present = self.attn(self.attn_norm(x), past, mask)
         x = x + attended
         x = x + self.mlp(self.mlp_norm(x))
         return x, present
@@ -167,18 +190,29 @@ class GPT(LanguageModel):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx, targets=None):
-        logits, _ = self.forward_cached(idx, None)
+    def forward(self, idx, targets=None, attention_mask=None):
+        """`attention_mask` (B, T): True for real tokens, False for padding (None: no padding). Give
+        padded targets the value -1: the loss ignores them."""
+        logits, _ = self.forward_cached(idx, None, attention_mask)
         return logits, self.loss_from_logits(logits, targets)
 
-    def forward_cached(self, idx, cache: KVCache | None):
+    def forward_cached(self, idx, cache: KVCache | None, attention_mask: torch.Tensor | None = None):
         self.check_input(idx)
         B, T = idx.shape
         start = 0 if not cache else cache[0][0].size(2)
         if start + T > self.config.block_size:
             raise ValueError(f"{start + T} tokens exceed the model's context of {self.config.block_size}; "
                              "crop the input (the sampler does this for you)")
-        positions = torch.arange(start, start + T, device=idx.device)
+        mask = None
+        if attention_mask is None:
+            positions = torch.arange(start, start + T, device=idx.device)
+        elif cache:
+            raise ValueError("an attention_mask works on a whole padded batch, not with a KV cache")
+        elif attention_mask.shape != idx.shape:
+            raise ValueError(f"attention_mask must have the shape of idx, {tuple(idx.shape)}; "
+                             f"got {tuple(attention_mask.shape)}")
+        else:
+            positions, mask = padding_positions_and_mask(attention_mask)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
         present: KVCache = []
         # recomputing only pays when a backward pass will follow: not in evaluation or generation
@@ -186,9 +220,9 @@ class GPT(LanguageModel):
         for i, block in enumerate(self.blocks):
             past = cache[i] if cache else None
             if i < recompute:  # keeps only x, and the RNG state, so that dropout draws the same masks again
-                x, kv = checkpoint(block, x, past, use_reentrant=False)
+                x, kv = checkpoint(block, x, past, mask, use_reentrant=False)
             else:
-                x, kv = block(x, past)
+                x, kv = block(x, past, mask)
             present.append(kv)
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return logits, present
