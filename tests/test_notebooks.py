@@ -58,6 +58,15 @@ def test_parameters_cell(path):
     assert "FAST" in names, f"{path.name}: the parameters cell must define FAST"
 
 
+@by_name
+def test_headings_carry_both_languages(path):
+    notebook = nbformat.read(path, as_version=4)
+    headings = [line for cell in notebook.cells if cell.cell_type == "markdown"
+                for line in cell.source.split("\n") if line.startswith(("# ", "## ", "### "))]
+    english_only = [h for h in headings if not any("\u4e00" <= ch <= "\u9fff" for ch in h)]
+    assert headings and not english_only, f"{path.name}: headings without their Chinese: {english_only}"
+
+
 # ------------------------------------------------------------------ executed by papermill
 @pytest.fixture(scope="session")
 def kernel_env(tmp_path_factory):
