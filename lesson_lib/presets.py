@@ -39,9 +39,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "char-level GPT on the Tang poems (全唐诗, simplified): about five minutes on 2 CPU cores",
         "data": "tang",
         "tokenizer": "char",
-        "model": {"family": "gpt", "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
-        "train": {"max_steps": 700, "batch_size": 16, "lr": 2e-3, "min_lr": 2e-4, "warmup_steps": 50,
-                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 100, "eval_iters": 20, "log_interval": 10},
+        # 9,269 characters: the output layer is most of the work, and bf16 autocast makes it 1.3x faster on a
+        # CPU with AVX-512 BF16 (measured: 11,100 against 8,500 tokens/s on 2 threads); a context of 64 holds
+        # the lines before the one being written, which is what the form depends on
+        "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+        "train": {"max_steps": 1500, "batch_size": 32, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 300, "eval_iters": 20, "log_interval": 10,
+                  "precision": "bf16"},
     },
     # chapter 5's character-level GPT, which chapter 6 fine-tunes as a genre classifier
     "ch05-gpt-char": {

@@ -154,3 +154,15 @@ def test_a_model_writes_a_poem_after_its_title(tmp_path):
     assert "\n\n" not in body and 0 < len(body) <= 40
     again = verse.write_poem(model, tokenizer, "静夜思", SamplingConfig(max_new_tokens=40, seed=0))
     assert body == again  # seeded
+
+
+def test_the_tang_preset_is_a_checked_spec_that_fits_this_machine():
+    from lesson_lib import memory
+    from lesson_lib.experiment import check_spec
+    from lesson_lib.presets import get_preset
+
+    spec = check_spec(get_preset("tang"))
+    assert spec["data"] == "tang" and spec["tokenizer"] == "char"
+    estimate = memory.predict_training_memory({**spec["model"], "vocab_size": 9_269}, spec["train"]["batch_size"],
+                                              precision=spec["train"].get("precision", "auto"))
+    memory.check_fits(estimate, "cpu")  # raises WillNotFit if not
