@@ -35,6 +35,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 250, "eval_iters": 100, "log_interval": 10,
                   "precision": "auto"},
     },
+    "speedrun-cpu": {
+        "description": "the starter's model trained for speed: val 1.87 in under 50 s on 2 CPU cores",
+        "data": "shakespeare",
+        "tokenizer": "char",
+        # the starter recipe plus what bench/speedrun.py's ladder measured to help (README, "Speedrun ladder"):
+        # bf16 autocast, a higher peak learning rate, fewer steps, fewer (but larger) evaluations
+        "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+        "train": {"max_steps": 1350, "batch_size": 12, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
+                  "weight_decay": 0.1, "beta2": 0.99, "eval_interval": 450, "eval_iters": 100, "log_interval": 10,
+                  "precision": "bf16"},
+    },
     "tang": {
         "description": "char-level GPT on the Tang poems (全唐诗, simplified): about five minutes on 2 CPU cores",
         "data": "tang",
