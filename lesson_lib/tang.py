@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from .data import Corpus, DataError, Work, cache_dir, checked_archive, fetch_with
+from .fileio import atomic_write
 
 TANG_SHA256 = "25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86"
 _PACKAGE = "chinese-poetry@2.0.1"
@@ -104,9 +105,7 @@ def _simplified(poems: list[dict]) -> list[dict]:
     n = len(poems)
     out = [{"author": converted[2 * i], "title": converted[2 * i + 1], "lines": converted[2 * n + i].split("\n")}
            for i in range(n)]
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, cached)
+    atomic_write(cached, json.dumps(out, ensure_ascii=False))
     return out
 
 
