@@ -179,9 +179,9 @@ class GPTClassifier(nn.Module):
             positions, mask = torch.arange(idx.size(1), device=idx.device), None
         else:
             positions, mask = padding_positions_and_mask(real)
-        x = gpt.dropout(gpt.token_embedding(idx) + gpt.position_embedding(positions))  # (B', T', C)
+        x, rotary = gpt.embed(idx, positions), gpt.rotary_angles(positions)  # (B', T', C)
         for block_module in gpt.blocks:
-            x, _ = block_module(x, None, mask)
+            x, _ = block_module(x, None, mask, rotary)
         hidden = gpt.final_norm(x)  # (B', T', C)
         if real is None:
             pooled = hidden.mean(dim=1)  # (B', C)

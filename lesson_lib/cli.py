@@ -15,18 +15,24 @@ from typing import Any
 
 from .device import PRECISIONS
 from .models import FAMILIES
+from .models.gpt import MLP_KINDS
 from .presets import PRESETS, get_preset
 from .sampling import MAX_NEW_TOKENS
 from .tokenizers import TOKENIZER_KINDS
 
 # command-line flag -> where it goes in the run spec
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout", "qk_norm",
-                "activation_checkpointing")
+                "activation_checkpointing", "rotary", "mlp", "tie_embeddings", "zero_init_head")
 _MODEL_HELP = {"qk_norm": "GPT: normalise queries and keys before attention (QK-norm)",
-               "activation_checkpointing": "GPT: recompute the first N blocks in the backward pass to save memory"}
+               "activation_checkpointing": "GPT: recompute the first N blocks in the backward pass to save memory",
+               "rotary": "GPT: rotary position embeddings (RoPE) instead of a learned position table",
+               "mlp": "GPT: the MLP's activation",
+               "tie_embeddings": "GPT: give the output layer its own matrix instead of the token embedding's",
+               "zero_init_head": "GPT: start an untied output layer at zero"}
+_SWITCHES = ("qk_norm", "rotary", "zero_init_head")  # on when given; None when not, so the preset's value stands
 _TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps",
                 "eval_interval": "eval_interval", "grad_accum": "grad_accum", "device": "device",
-                "precision": "precision", "seed": "seed"}
+                "precision": "precision", "seed": "seed", "optimizer": "optimizer"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,8 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--init-vectors", metavar="NAME", help="start a word-level LSTM's embedding from word vectors "
                    "saved in the runs folder (chapter 4 saves word2vec-shakespeare)")
     for flag in _MODEL_FLAGS:
-        if flag == "qk_norm":  # a switch: None when not given, so the preset's or spec's value stands
-            t.add_argument("--qk-norm", action="store_true", default=None, help=_MODEL_HELP[flag])
+        if flag in _SWITCHES:
+            t.add_argument(f"--{flag.replace('_', '-')}", action="store_true", default=None, help=_MODEL_HELP[flag])
+        elif flag == "tie_embeddings":
+            t.add_argument("--untied-head", dest=flag, action="store_false", default=None, help=_MODEL_HELP[flag])
+        elif flag == "mlp":
+            t.add_argument("--mlp", choices=MLP_KINDS, help=_MODEL_HELP[flag])
         else:
             t.add_argument(f"--{flag.replace('_', '-')}", type=float if flag == "dropout" else int,
                            metavar="N" if flag == "activation_checkpointing" else None, help=_MODEL_HELP.get(flag))
@@ -61,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto | cpu | cuda | mps")
     t.add_argument("--precision", choices=list(PRECISIONS))
     t.add_argument("--seed", type=int)
+    t.add_argument("--optimizer", choices=["adamw", "muon"],
+                   help="muon: Muon for the hidden layers' matrices, AdamW for the rest (default adamw)")
     t.add_argument("--fsdp", action="store_true", default=None,  # None when not given: the spec's value stands
                    help="under torchrun: shard weights, gradients and optimizer state over the processes (FSDP) "
                         "instead of giving each a whole copy (DDP)")
@@ -145,7 +157,7 @@ def _train(args) -> int:
                                    *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
         if given:
             raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "
-                             f"(got --{given[0].replace('_', '-')})")
+                             f"(got --{'untied-head' if given[0] == 'tie_embeddings' else given[0].replace('_', '-')})")
         result = resume_run(args.resume, max_steps=args.steps, callback=_say, progress=not args.quiet)
     else:
         result = start_run(build_spec(args), name=args.name, callback=_say, progress=not args.quiet)

@@ -115,7 +115,7 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
                                                                 config.seed)
     device = pick_device(config.device)
     memory.check_fits(memory.predict_training_memory(model_spec, config.batch_size, config.grad_accum,
-                                                     config.precision, device=device), device)
+                                                     config.precision, config.optimizer, device=device), device)
     rank, _ = distributed.rank_and_world()
     distributed.setup(device)  # under torchrun: join the group before agreeing on a name
     run = _claim(name, spec.get("preset") or spec["model"]["family"], root) if rank == 0 else None

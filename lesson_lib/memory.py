@@ -6,7 +6,9 @@ Training holds five kinds of tensors at once, and each has its own arithmetic:
 - gradients: one fp32 number per trainable weight, kept from the backward pass to the update.
   Gradient accumulation adds into the same tensors, so `grad_accum` costs no memory.
 - optimizer state: AdamW keeps a running mean (exp_avg) and mean square (exp_avg_sq) of every
-  trainable weight, 8 bytes per weight, plus a 4-byte step counter per tensor.
+  trainable weight, 8 bytes per weight, plus a 4-byte step counter per tensor. Muon (the trainer's
+  optimizer="muon") keeps one momentum buffer of each hidden matrix it updates, 4 bytes per weight
+  and no counter; AdamW keeps the rest as above.
 - activations: the tensors autograd saves during the forward pass so that the backward pass can
   compute gradients (a Linear saves its input, GELU its input, LayerNorm its input and per-token
   statistics, attention its queries, keys, values and output). They grow with batch x context,
@@ -83,8 +85,8 @@ def predict_training_memory(model_spec: dict[str, Any], batch_size: int, grad_ac
     for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if optimizer != "adamw":
-        raise ValueError(f"only the trainer's optimizer, 'adamw', is modelled; got {optimizer!r}")
+    if optimizer not in ("adamw", "muon"):
+        raise ValueError(f"the trainer's optimizers, 'adamw' and 'muon', are modelled; got {optimizer!r}")
     device = pick_device(device) if isinstance(device, str) else torch.device(device)  # 'auto' too
     half = autocast_dtype(device, precision) is not None
     trainable, frozen = _parameter_tensors(family, config)
@@ -95,11 +97,36 @@ def predict_training_memory(model_spec: dict[str, Any], batch_size: int, grad_ac
     return MemoryEstimate(
         parameters=FP32 * (n_trainable + sum(frozen)),
         gradients=FP32 * n_trainable,
-        optimizer_state=2 * FP32 * n_trainable + FP32 * len(trainable),
+        optimizer_state=_optimizer_state(family, config, trainable, optimizer),
         activations=_ACTIVATIONS[family](config, B, 2 if half else FP32, device.type == "cuda"),
         # logits + fp32 log-probabilities + the targets and a scalar weight total kept by the loss
         logits=logit_size * B * T * V + FP32 * B * T * V + INT64 * B * T + FP32,
     )
+
+
+def _optimizer_state(family: str, c, trainable: list[int], optimizer: str) -> int:
+    adamw = trainable
+    if optimizer == "muon":
+        matrices = _hidden_matrices(family, c)
+        if not matrices:
+            raise ValueError(f"optimizer 'muon' updates the matrices of hidden Linear layers, and a {family} model "
+                             "has none: use optimizer 'adamw'")
+        adamw = list(trainable)
+        for size in matrices:  # Muon's tensors leave AdamW's list
+            adamw.remove(size)
+        return FP32 * sum(matrices) + 2 * FP32 * sum(adamw) + FP32 * len(adamw)
+    return 2 * FP32 * sum(adamw) + FP32 * len(adamw)
+
+
+def _hidden_matrices(family: str, c) -> list[int]:
+    """Sizes of the weight matrices Muon updates: every Linear's but the output layer's."""
+    if family == "gpt":
+        H = _mlp_width(c)
+        up = 2 * H if c.mlp == "swiglu" else H
+        return [3 * c.n_embd * c.n_embd, c.n_embd * c.n_embd, c.n_embd * up, H * c.n_embd] * c.n_layer
+    if family == "mlp":
+        return [c.context * c.n_embd * c.n_hidden]
+    return []  # the bigram's table and the LSTM's weights are no Linear layers
 
 
 def parameter_count(model_spec: dict[str, Any]) -> int:
@@ -130,14 +157,24 @@ def _parameter_tensors(family: str, c) -> tuple[list[int], list[int]]:
         def linear(n_in, n_out):
             return [n_in * n_out, n_out] if c.bias else [n_in * n_out]
 
-        block = norm + linear(C, 3 * C) + linear(C, C) + norm + linear(C, 4 * C) + linear(4 * C, C)
+        H = _mlp_width(c)
+        up = 2 * H if c.mlp == "swiglu" else H  # SwiGLU's gate and value matrices as one Linear
+        block = norm + linear(C, 3 * C) + linear(C, C) + norm + linear(C, up) + linear(H, C)
         if c.qk_norm:  # a LayerNorm over head_dim for the queries, one for the keys
             D = C // c.n_head
             block += ([D, D] if c.bias else [D]) * 2
-        # the output head shares the token embedding's (V, C) matrix, so it adds nothing
-        return [c.vocab_size * C, c.block_size * C] + block * c.n_layer + norm, []
+        positions = [] if c.rotary else [c.block_size * C]  # rotary embeddings have no table
+        # a tied output head shares the token embedding's (V, C) matrix, so it adds nothing
+        head = [] if c.tie_embeddings else [c.vocab_size * C]
+        return [c.vocab_size * C] + positions + block * c.n_layer + norm + head, []
     raise ValueError(f"no memory model for family {family!r}")
 
+
+
+def _mlp_width(c) -> int:
+    from .models.gpt import swiglu_width
+
+    return swiglu_width(c.n_embd) if c.mlp == "swiglu" else 4 * c.n_embd
 
 
 # Activation formulas: (config, batch, bytes of an autocast operand (4 or 2), on CUDA?) -> bytes.
@@ -150,7 +187,11 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
     mask = 1 if cuda else a  # CPU dropout multiplies by a mask of the input's dtype; CUDA keeps a bool
     math_path = dropout and not cuda
 
-    ids = INT64 * (N + T)  # token ids and positions, kept by the two embedding lookups
+    W = _mlp_width(c)
+    # token ids and positions, kept by the two embedding lookups (rotary: the token lookup only)
+    ids = INT64 * (N if c.rotary else N + T)
+    if c.rotary and a == FP32:  # the rotary cos and sin tables (T, D/2), shared by the blocks in fp32
+        ids += FP32 * T * (C // H)
     norm = FP32 * (N * C + 2 * N)  # LayerNorm: its fp32 input (B, T, C), mean and 1/std (B, T)
     if math_path:
         # the CPU's fused attention has no dropout, so SDPA runs its math path, in fp32 even
@@ -169,16 +210,20 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
         attention += FP32 * 4 * B * H * T + a * (3 if math_path else 2) * N * C
         if cuda and a < FP32:  # CUDA's autocast runs LayerNorm in fp32: it saves fp32 copies of q and k
             attention += FP32 * 2 * N * C
+    if c.rotary:
+        attention += _rotary_activations(c, B, a, math_path)
     block_input = FP32 * N * C  # the residual stream entering a block (attn_norm's input)
     block = (norm + a * N * C  # attn_norm, qkv's input
              + attention  # attention and proj's input
              + norm + a * N * C  # mlp_norm, up's input
-             + a * 4 * N * C + a * 4 * N * C  # GELU's input (B, T, 4C), down's input
+             + _gpt_mlp_activations(c, N, a)  # the activation's input and output (down's input)
              + dropout * 2 * mask * N * C)  # residual dropout masks after proj and down
     embedding_dropout = dropout * (1 if cuda else FP32) * N * C  # the embedding sum is fp32
     head = norm + a * N * C  # final_norm, lm_head's input
-    # under autocast every matmul saves the bf16 copy of its weight: 12C^2 per block, the tied head
-    block_weights, head_weights = (a * 12 * C * C, a * c.vocab_size * C) if a < FP32 else (0, 0)
+    # under autocast every matmul saves the bf16 copy of its weight: 4C^2 of attention and the
+    # MLP's 8C^2 (SwiGLU: 3 C W) per block, the output head
+    mlp_weights = (3 if c.mlp == "swiglu" else 2) * C * W
+    block_weights, head_weights = (a * (4 * C * C + mlp_weights), a * c.vocab_size * C) if a < FP32 else (0, 0)
     # activation checkpointing: the first k blocks keep only their input (and checkpoint's copy
     # of the RNG state, 5 KB, left out)
     k = c.activation_checkpointing
@@ -190,6 +235,28 @@ def _gpt_activations(c, B: int, a: int, cuda: bool) -> int:
     # and the head have freed theirs: the recomputed block saves what it saved without checkpointing
     recomputing = ids + embedding_dropout + k * block_input + block - block_input + block_weights
     return max(forward, recomputing)
+
+
+def _gpt_mlp_activations(c, N: int, a: int) -> int:
+    W = _mlp_width(c)
+    if c.mlp == "swiglu":
+        # up's output (N, 2W), kept whole through its two halves (SiLU's input, the product's value),
+        # SiLU's output and the product (down's input)
+        return a * 4 * N * W
+    # GELU keeps its input, ReLU^2 the ReLU's output (the square's input); both then down's input
+    return a * 2 * N * W
+
+
+def _rotary_activations(c, B: int, a: int, math_path: bool) -> int:
+    """What rotating the queries and keys adds to a block's attention."""
+    N, T, C, D = B * c.block_size, c.block_size, c.n_embd, c.n_embd // c.n_head
+    # the rotated q and k are new tensors, which fused attention saves; under QK-norm they take the
+    # place of the normalised ones, and the math path copies whatever it is given
+    rotated = 0 if c.qk_norm or math_path else a * 2 * N * C
+    # the multiplications save the cos and sin tables (T, D/2): under autocast each block casts them
+    # to bf16, once for q and once for k; in fp32 every block shares the model's two tables
+    tables = a * 4 * T * (D // 2) if a < FP32 else 0
+    return rotated + tables
 
 
 # oneDNN's LSTM workspace (every step's gates and states), bytes per (step + 1, sequence, unit):
@@ -284,11 +351,12 @@ def check_fits(estimate: MemoryEstimate, device: torch.device | str = "cpu", hea
 
 
 def measure_training_memory(model: torch.nn.Module, idx: torch.Tensor, targets: torch.Tensor,
-                            precision: str = "fp32") -> MemoryEstimate:
+                            precision: str = "fp32", optimizer: str = "adamw") -> MemoryEstimate:
     """The same parts as `predict_training_memory`, measured on a copy of `model` over one step.
 
     Activations and logits are the distinct storages autograd saves (through saved_tensors_hooks),
-    minus the parameters' own; gradients and AdamW state are read after a backward and one step.
+    minus the parameters' own; gradients and the optimizer's state (AdamW's, or Muon's and AdamW's)
+    are read after a backward and one step.
     A checkpointed block hides what it saves behind checkpoint's own hooks and saves it again
     when the backward pass recomputes it, so activations are the larger of what the forward pass
     saved and the most that is alive at once during the backward pass (`_RecomputePeak`).
@@ -320,7 +388,7 @@ def measure_training_memory(model: torch.nn.Module, idx: torch.Tensor, targets: 
     start = torch.ones_like(loss)  # the backward pass's first gradient, made here so it is not counted
     with backward:
         loss.backward(start)
-    optimizer = make_optimizer(model, TrainConfig(), idx.device)
+    optimizer = make_optimizer(model, TrainConfig(optimizer=optimizer), idx.device)
     optimizer.step()
     return MemoryEstimate(
         parameters=sum(p.untyped_storage().nbytes() for p in params),

@@ -35,6 +35,10 @@ from .runs import Run
 from .trainer_state import DiskFull, Progress  # noqa: F401 - DiskFull is part of this module's interface
 
 
+OPTIMIZERS = ("adamw", "muon")
+OUTPUT_LAYERS = ("lm_head", "output", "head")  # the models' output Linear layers, which Muon leaves to AdamW
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int = 1000  # optimizer updates in the whole run
@@ -59,6 +63,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (faster steps after a slow first one)
     measure_mfu: bool = True  # time a matmul once to report model FLOPs utilisation
     tensorboard: bool = False  # also write the log's numbers as TensorBoard scalars into the run's tensorboard/
+    optimizer: str = "adamw"  # adamw | muon (Muon for the hidden matrices, AdamW for the rest)
+    muon_momentum: float = 0.95  # Muon's momentum (Nesterov)
     # under torchrun: ddp (every process holds the whole model) | fsdp (each holds a shard of the weights,
     # gradients and optimizer state); in one process there is nothing to share: ignored, with a note
     parallel: str = "ddp"
@@ -82,6 +88,13 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.parallel not in PARALLEL_MODES:
             raise ValueError(f"TrainConfig.parallel must be one of {', '.join(PARALLEL_MODES)}; got {self.parallel!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        if not 0 <= self.muon_momentum < 1:
+            raise ValueError(f"TrainConfig.muon_momentum must lie in [0, 1); got {self.muon_momentum}")
+        if self.optimizer == "muon" and (self.precision == "fp16" or self.parallel == "fsdp"):
+            raise ValueError("optimizer 'muon' works with precision fp32 or bf16 and parallel 'ddp' (fp16's loss "
+                             "scaler and FSDP's sharded state expect one torch optimizer): change one of them")
         if self.parallel == "fsdp" and self.precision == "fp16":
             raise ValueError("fsdp with fp16 is not supported here (its loss scaler would have to unscale sharded "
                              "gradients): use precision bf16, or ddp")
@@ -123,22 +136,78 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW that decays matrices of Linear layers only: not norms, biases or embeddings."""
-    no_decay = set()
-    for module in model.modules():
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW that decays matrices of Linear layers only: not norms, biases or embeddings.
+
+    With config.optimizer="muon", the hidden Linear layers' matrices (every Linear but the output
+    layer) are updated by Muon instead, and AdamW keeps the rest (`MuonWithAdamW`).
+    """
+    no_decay, muon = set(), set()
+    for name, module in model.named_modules():
         if isinstance(module, nn.Embedding):
             no_decay.add(id(module.weight))
-    decay, keep = [], []
+        elif isinstance(module, nn.Linear) and name.rpartition(".")[2] not in OUTPUT_LAYERS:
+            muon.add(id(module.weight))
+    decay, keep, matrices = [], [], []
     seen = set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (keep if p.dim() < 2 or id(p) in no_decay else decay).append(p)
+        if config.optimizer == "muon" and id(p) in muon and id(p) not in no_decay:
+            matrices.append(p)
+        else:
+            (keep if p.dim() < 2 or id(p) in no_decay else decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": keep, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
-                             fused=device.type == "cuda")
+    adamw = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), fused=device.type == "cuda")
+    if config.optimizer == "adamw":
+        return adamw
+    if not matrices:
+        raise ValueError(f"optimizer 'muon' updates the matrices of hidden Linear layers, and this "
+                         f"{type(model).__name__} has none: use optimizer 'adamw'")
+    return MuonWithAdamW(torch.optim.Muon(matrices, lr=config.lr, weight_decay=config.weight_decay,
+                                          momentum=config.muon_momentum, adjust_lr_fn="match_rms_adamw"), adamw)
+
+
+class MuonWithAdamW:
+    """Muon (Jordan et al. 2024, "Muon: an optimizer for hidden layers") for the hidden matrices, AdamW
+    for everything else, stepped as one optimizer.
+
+    Muon keeps a momentum of each matrix's gradient and steps along its nearest orthogonal matrix
+    (five Newton-Schulz iterations): every direction of the update gets the same size, instead of
+    the few that dominate a raw gradient. torch.optim.Muon's "match_rms_adamw" scaling (Liu et al.
+    2025, "Muon is Scalable for LLM Training") makes its update as large as AdamW's typically is, so
+    both share the trainer's learning rate and its schedule.
+    """
+
+    def __init__(self, muon: torch.optim.Muon, adamw: torch.optim.AdamW):
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.muon.param_groups + self.adamw.param_groups  # the same dicts: setting "lr" reaches both
+
+    @property
+    def state(self) -> dict:
+        return {**self.muon.state, **self.adamw.state}
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"muon", "adamw"}:
+            raise ValueError("this checkpoint's optimizer state is not Muon's and AdamW's: the run was trained with "
+                             "another optimizer; resume it with the optimizer it started with")
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
 
 
 def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:

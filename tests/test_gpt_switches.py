@@ -48,7 +48,8 @@ def test_the_switches_default_off_and_round_trip_through_the_spec():
     assert (GPTConfig().qk_norm, GPTConfig().activation_checkpointing) == (False, 0)
     model = gpt(qk_norm=True, activation_checkpointing=3)
     spec = model_spec(model)
-    assert spec == {**SMALL, "dropout": 0.0, "bias": False, "qk_norm": True, "activation_checkpointing": 3}
+    assert spec == {**SMALL, "dropout": 0.0, "bias": False, "qk_norm": True, "activation_checkpointing": 3,
+                    "rotary": False, "mlp": "gelu", "tie_embeddings": True, "zero_init_head": False}
     rebuilt = build_model(spec)
     assert rebuilt.config == model.config
     rebuilt.load_state_dict(model.state_dict())  # the same parameters, names included
@@ -330,3 +331,103 @@ def test_a_mask_of_the_wrong_shape_or_with_a_cache_is_refused():
     _, cache = model.forward_cached(idx[:, :4], None)
     with pytest.raises(ValueError, match="cache"):
         model.forward_cached(idx[:, 4:5], cache, torch.ones(idx.size(0), 1, dtype=torch.bool))
+
+
+# --- the speedrun switches: rotary positions, the MLP's activation, an untied (zero) head ---
+
+SPEEDRUN = [{"rotary": True}, {"mlp": "relu2"}, {"mlp": "swiglu"}, {"tie_embeddings": False},
+            {"tie_embeddings": False, "zero_init_head": True},
+            {"rotary": True, "qk_norm": True, "mlp": "swiglu", "tie_embeddings": False, "activation_checkpointing": 2}]
+
+
+@pytest.mark.parametrize("extra", SPEEDRUN, ids=lambda e: "-".join(f"{k}={v}" for k, v in e.items()))
+def test_each_switch_round_trips_and_keeps_the_cache_and_the_mask_exact(extra):
+    model = gpt(**extra).eval()
+    rebuilt = build_model(model_spec(model))
+    rebuilt.load_state_dict(model.state_dict())
+    idx, _ = batch()
+    logits, _ = model(idx)
+    assert torch.equal(rebuilt(idx)[0], logits)
+    first, cache = model.forward_cached(idx[:, :5], None)  # then the last 3 tokens one call later
+    rest, _ = model.forward_cached(idx[:, 5:], cache)
+    assert torch.allclose(torch.cat([first, rest], dim=1), logits, atol=1e-5)
+    real = torch.ones_like(idx, dtype=torch.bool)
+    real[0, :3] = False  # three tokens of left padding in front of the first sequence
+    padded, _ = model(idx, attention_mask=real)
+    assert torch.allclose(padded[0, 3:], model(idx[:1, 3:])[0][0], atol=1e-5)
+
+
+def test_the_switches_change_what_they_say():
+    plain = gpt()
+    C, V, T, L = SMALL["n_embd"], VOCAB, BLOCK, SMALL["n_layer"]
+    rotary = gpt(rotary=True)
+    assert rotary.position_embedding is None and plain.num_params() - rotary.num_params() == T * C
+    assert gpt(tie_embeddings=False).num_params() - plain.num_params() == V * C
+    assert gpt(mlp="relu2").num_params() == plain.num_params()
+    from lesson_lib.models.gpt import swiglu_width
+
+    assert [swiglu_width(c) for c in (16, 128, 192, 384)] == [48, 344, 512, 1024]  # 8C/3 up to a multiple of 8
+    swiglu = gpt(mlp="swiglu")
+    assert swiglu.blocks[0].mlp.up.weight.shape == (2 * 48, C)
+    assert swiglu.num_params() - plain.num_params() == L * (3 * C * 48 - 8 * C * C)
+    zero = gpt(tie_embeddings=False, zero_init_head=True)
+    assert not zero.lm_head.weight.any()
+    logits, loss = zero(*batch())
+    assert torch.equal(logits, torch.zeros_like(logits)) and loss.item() == pytest.approx(math.log(V))
+
+
+def test_relu2_and_swiglu_compute_their_formulas():
+    x = torch.randn(2, 5, SMALL["n_embd"], generator=torch.Generator().manual_seed(3))
+    relu2 = gpt(mlp="relu2").blocks[0].mlp
+    assert torch.allclose(relu2(x), relu2.down(torch.clamp(relu2.up(x), min=0) ** 2))
+    swiglu = gpt(mlp="swiglu").blocks[0].mlp
+    gate, value = swiglu.up(x).chunk(2, dim=-1)
+    assert torch.allclose(swiglu(x), swiglu.down(gate * torch.sigmoid(gate) * value), atol=1e-6)
+
+
+def test_rotary_scores_depend_on_the_distance_between_positions_only():
+    """q . k after rotation is the same for positions (m, n) and (m + s, n + s): the attention sees how
+    far back a key is, not where it is."""
+    from lesson_lib.models.gpt import rotary_angles, rotate
+
+    generator = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(1, 1, 1, 8, generator=generator) for _ in range(2))  # (B, T, H, D)
+
+    def score(m, n):
+        return (rotate(q, *rotary_angles(torch.tensor([m]), 8)) * rotate(k, *rotary_angles(torch.tensor([n]), 8))).sum().item()
+
+    assert score(5, 2) == pytest.approx(score(45, 42), abs=1e-4) == pytest.approx(score(3, 0), abs=1e-4)
+    assert abs(score(5, 2) - score(5, 4)) > 1e-3  # another distance, another score
+    assert torch.allclose(rotate(q, *rotary_angles(torch.tensor([0]), 8)), q)  # position 0 is not turned
+    norms = [rotate(q, *rotary_angles(torch.tensor([p]), 8)).norm().item() for p in (0, 7, 63)]
+    assert norms[0] == pytest.approx(norms[1]) == pytest.approx(norms[2])  # a rotation keeps the length
+
+
+@pytest.mark.parametrize("config, error, words", [
+    ({"mlp": "tanh"}, ValueError, "GPTConfig.mlp must be one of gelu, relu2, swiglu"),
+    ({"rotary": 1}, TypeError, "GPTConfig.rotary must be True or False"),
+    ({"zero_init_head": True}, ValueError, "set tie_embeddings=False with it"),
+    ({"rotary": True, "n_embd": 18, "n_head": 6}, ValueError, "must be even"),
+])
+def test_bad_switches_are_refused_with_what_to_do(config, error, words):
+    with pytest.raises(error, match=words):
+        GPTConfig(**config)
+
+
+def test_the_speedrun_flags_go_into_the_model_spec_and_train(runs_root, text_file, capsys):
+    args = _parser().parse_args(["train", "--rotary", "--mlp", "swiglu", "--untied-head", "--zero-init-head",
+                                 "--optimizer", "muon"])
+    spec = build_spec(args)
+    assert {k: spec["model"][k] for k in ("rotary", "mlp", "tie_embeddings", "zero_init_head")} == \
+           {"rotary": True, "mlp": "swiglu", "tie_embeddings": False, "zero_init_head": True}
+    assert spec["train"]["optimizer"] == "muon"
+    untouched = build_spec(_parser().parse_args(["train"]))
+    assert not {"rotary", "mlp", "tie_embeddings", "zero_init_head"} & set(untouched["model"])
+    flags = ["--data", str(text_file), "--steps", "4", "--eval-interval", "2", *TINY_FLAGS]
+    assert main(["train", "--name", "sped", "--rotary", "--mlp", "relu2", "--untied-head", *flags]) == 0
+    model, _, _ = load_trained("sped")
+    assert model.config.rotary and model.config.mlp == "relu2" and not model.config.tie_embeddings
+    assert main(["generate", "--run", "sped", "--max-new-tokens", "5", "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "sped", "--untied-head"]) == 2
+    assert "(got --untied-head)" in capsys.readouterr().err

@@ -22,6 +22,11 @@ SPECS = [
     {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, "qk_norm": True},
     {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 4, "n_embd": 16, "qk_norm": True,
      "bias": True, "activation_checkpointing": 2},
+    {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, "rotary": True},
+    {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 16, "mlp": "swiglu",
+     "bias": True},
+    {"family": "gpt", "vocab_size": 11, "block_size": 8, "n_layer": 2, "n_head": 2, "n_embd": 24, "mlp": "relu2",
+     "tie_embeddings": False},
 ]
 
 
@@ -70,12 +75,30 @@ CASES += [({**SWITCHED, **extra}, 3, precision, 0) for extra, precision in [
     ({"qk_norm": True, "activation_checkpointing": 3, "dropout": 0.1}, "fp32"),
     ({"qk_norm": True, "activation_checkpointing": 1}, "bf16"),
 ]]
+# the speedrun switches, exact as well: rotary (with and without QK-norm, on both attention paths),
+# ReLU^2 and SwiGLU MLPs, an untied head, and all of them with checkpointing
+CASES += [({**SWITCHED, **extra}, 3, precision, 0) for extra, precision in [
+    ({"rotary": True}, "fp32"),
+    ({"rotary": True}, "bf16"),
+    ({"rotary": True, "dropout": 0.1}, "fp32"),
+    ({"rotary": True, "qk_norm": True}, "bf16"),
+    ({"rotary": True, "activation_checkpointing": 2}, "fp32"),
+    ({"mlp": "relu2", "dropout": 0.1}, "fp32"),
+    ({"mlp": "relu2"}, "bf16"),
+    ({"mlp": "swiglu", "bias": True}, "fp32"),
+    ({"mlp": "swiglu", "dropout": 0.1}, "bf16"),
+    ({"tie_embeddings": False, "zero_init_head": True}, "bf16"),
+    ({"rotary": True, "qk_norm": True, "mlp": "swiglu", "tie_embeddings": False, "activation_checkpointing": 3},
+     "fp32"),
+]]
 
 
 def _case_id(i, case):
     spec, precision = case[0], case[2]
     switches = "".join(f"-ckpt{spec['activation_checkpointing']}" if key == "activation_checkpointing" else
-                       "-qknorm" if key == "qk_norm" else "" for key in spec)
+                       "-qknorm" if key == "qk_norm" else "-rotary" if key == "rotary" else
+                       f"-{spec['mlp']}" if key == "mlp" else "-untied" if key == "tie_embeddings" else ""
+                       for key in spec)
     return f"{spec['family']}{switches}-{precision}-{i}"
 
 
@@ -96,6 +119,23 @@ def test_prediction_matches_measurement(spec, batch_size, precision, tolerance):
     ratio = (predicted.activations + predicted.logits) / (measured.activations + measured.logits)
     assert abs(ratio - 1) <= tolerance, (f"activations + logits: predicted {predicted.activations + predicted.logits} "
                                          f"bytes, measured {measured.activations + measured.logits} ({ratio:.4f})")
+
+
+@pytest.mark.parametrize("spec", [SWITCHED, {**SWITCHED, "mlp": "swiglu", "tie_embeddings": False, "bias": True},
+                                  {"family": "mlp", "vocab_size": 40, "block_size": 16, "context": 4, "n_embd": 8,
+                                   "n_hidden": 64}], ids=["gpt", "gpt-swiglu-untied", "mlp"])
+def test_muons_state_is_predicted_exactly_and_is_smaller(spec):
+    torch.manual_seed(0)
+    model = build_model(spec)
+    idx = torch.randint(0, spec["vocab_size"], (2, spec["block_size"]), generator=torch.Generator().manual_seed(1))
+    muon = predict_training_memory(spec, 2, optimizer="muon")
+    assert muon.optimizer_state == measure_training_memory(model, idx, idx.clone(), optimizer="muon").optimizer_state
+    assert muon.optimizer_state < predict_training_memory(spec, 2).optimizer_state  # one buffer, not AdamW's two
+
+
+def test_muon_is_refused_for_a_model_without_hidden_matrices():
+    with pytest.raises(ValueError, match="a lstm model has none: use optimizer 'adamw'"):
+        predict_training_memory({"family": "lstm", "vocab_size": 11, "n_embd": 8, "n_hidden": 16}, 2, optimizer="muon")
 
 
 def test_bf16_saves_less_than_fp32_and_accumulation_costs_nothing():

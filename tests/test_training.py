@@ -329,3 +329,77 @@ def test_a_word_level_lstm_starts_from_saved_word_vectors(text_file, tmp_path):
     assert not (tmp_path / "wrong").exists()
     with pytest.raises(ValueError, match="needs the word tokenizer and the lstm"):
         start_run({**word_spec, "tokenizer": "char"}, name="wrong", root=tmp_path, progress=False)
+
+
+# --- Muon (a speedrun rung): the hidden matrices to Muon, the rest to AdamW, one learning rate ---
+
+def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
+    from lesson_lib.models import build_model
+    from lesson_lib.training import MuonWithAdamW, TrainConfig, make_optimizer
+
+    model = build_model({**TINY_GPT, "vocab_size": 11, "n_layer": 2, "tie_embeddings": False})
+    optimizer = make_optimizer(model, TrainConfig(optimizer="muon", lr=2e-3), torch.device("cpu"))
+    assert isinstance(optimizer, MuonWithAdamW)
+    names = {id(p): n for n, p in model.named_parameters()}
+    muon = {names[id(p)] for g in optimizer.muon.param_groups for p in g["params"]}
+    assert muon == {f"blocks.{i}.{m}.weight" for i in range(2) for m in ("attn.qkv", "attn.proj", "mlp.up", "mlp.down")}
+    adamw = {names[id(p)] for g in optimizer.adamw.param_groups for p in g["params"]}
+    assert adamw == set(names.values()) - muon and "lm_head.weight" in adamw  # the output layer stays with AdamW
+    for group in optimizer.param_groups:  # the trainer sets one learning rate for all of them
+        group["lr"] = 5e-4
+    assert optimizer.muon.param_groups[0]["lr"] == optimizer.adamw.param_groups[0]["lr"] == 5e-4
+
+
+def test_muon_steps_along_an_orthogonal_matrix():
+    """Muon's step on a matrix with a momentum-free first step is the gradient's nearest orthogonal
+    matrix: its singular values all about the same, whatever the gradient's were."""
+    from lesson_lib.training import MuonWithAdamW
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.zeros(16, 32))
+    muon = torch.optim.Muon([weight], lr=1.0, weight_decay=0.0, momentum=0.0, nesterov=False, adjust_lr_fn=None)
+    optimizer = MuonWithAdamW(muon, torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))]))
+    weight.grad = torch.logspace(0, -1.5, 16)[:, None] * torch.randn(16, 32)  # rows 1 to 0.03 in size
+    optimizer.step()
+    gradient, step = torch.linalg.svdvals(weight.grad), torch.linalg.svdvals(weight.detach())
+    assert gradient.max() / gradient.min() > 20  # the gradient's directions differ in size 20-fold and more
+    assert step.min() > 0.6 and step.max() < 1.3  # Newton-Schulz's quintic lands them all in about [0.7, 1.2]
+
+
+def test_muon_trains_and_resumes_exactly(text_file, tmp_path):
+    full = start_run(spec(text_file, optimizer="muon"), name="muon", root=tmp_path, progress=False)
+    trained = losses(full.records)
+    assert full.status == "finished" and trained[20] < trained[1] - 0.1  # it learns
+
+    def interrupt_at_10(record):
+        if record.get("kind") == "train" and record["step"] == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    start_run(spec(text_file, optimizer="muon"), name="muon-split", root=tmp_path, callback=interrupt_at_10,
+              progress=False)
+    resume_run("muon-split", root=tmp_path, progress=False)
+    assert losses(read_metrics(tmp_path / "muon-split" / "metrics.jsonl").records) == trained  # momentum saved
+
+
+def test_muon_refuses_what_it_cannot_do(text_file, tmp_path):
+    from lesson_lib.training import TrainConfig
+
+    with pytest.raises(ValueError, match="optimizer must be one of adamw, muon"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="'muon' works with precision fp32 or bf16"):
+        TrainConfig(optimizer="muon", precision="fp16")
+    bigram = {"data": str(text_file), "tokenizer": "char", "model": {"family": "bigram"},
+              "train": {**TINY_TRAIN, "optimizer": "muon"}}
+    with pytest.raises(ValueError, match="has none: use optimizer 'adamw'"):
+        start_run(bigram, name="bigram-muon", root=tmp_path, progress=False)
+    start_run(spec(text_file, max_steps=6, eval_interval=6), name="adam", root=tmp_path, progress=False)
+    run = Run(tmp_path / "adam")
+    config = run.read_config()
+    config["train"]["optimizer"] = "muon"  # a run resumed with another optimizer than it started with
+    from lesson_lib.training import make_optimizer
+    from lesson_lib.experiment import load_trained
+    model, _, _ = load_trained(run.path, "latest")
+    state = ckpt.load_trainer_state(run.checkpoint("latest"))
+    optimizer = make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
+    with pytest.raises(ValueError, match="trained with another optimizer"):
+        optimizer.load_state_dict(state["optimizer"])

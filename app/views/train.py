@@ -110,7 +110,8 @@ def memory_check(spec: dict, vocab_size: int) -> bool:
     device = train.get("device", "auto")
     try:
         estimate = memory.predict_training_memory(model, train.get("batch_size", 12), train.get("grad_accum", 1),
-                                                  train.get("precision", "auto"), device=device)
+                                                  train.get("precision", "auto"), train.get("optimizer", "adamw"),
+                                                  device=device)
         free = memory.check_fits(estimate, device)
     except memory.WillNotFit as e:
         st.error(t("train.cannot_fit", error=e))

@@ -14,6 +14,17 @@ Two switches for the chapter on the challenges of training, both off by default:
   and recomputes the rest of their activations during the backward pass: less memory for about
   one extra forward pass of those blocks. The gradients are the same.
 
+Speedrun switches (bench/speedrun.py measures each; README, "Speedrun ladder"), all off by default:
+- `rotary` replaces the learned position table by rotary position embeddings (RoPE: Su et al. 2021,
+  "RoFormer"): each head's queries and keys are rotated by an angle proportional to their position,
+  so a query-key dot product depends on how far apart they are, not where they are.
+- `mlp` chooses the MLP's activation: "gelu" (GPT-2), "relu2" (ReLU squared: So et al. 2021,
+  "Primer") or "swiglu" (a gated unit, Shazeer 2020, "GLU Variants Improve Transformer"; its hidden
+  width is 2/3 of 4C, rounded up to a multiple of 8, so that it has about the same weights).
+- `tie_embeddings=False` gives the output layer its own matrix instead of the token embedding's;
+  `zero_init_head` then starts it at zero, so the first predictions are uniform (as the public
+  modded-nanogpt speedrun does).
+
 And one input, also off by default: `forward(idx, attention_mask=...)` for a batch of sequences of
 different lengths padded to one length (chapter 9). `padding_positions_and_mask` turns the (B, T)
 mask of real tokens into position ids that skip the padding and an attention mask that hides it.
@@ -42,6 +53,10 @@ class GPTConfig:
     bias: bool = False  # biases in Linear and LayerNorm layers
     qk_norm: bool = False  # LayerNorm each head's queries and keys before attention (QK-norm)
     activation_checkpointing: int = 0  # first blocks recomputed in backward instead of stored (0: none)
+    rotary: bool = False  # rotary position embeddings (RoPE) instead of a learned position table
+    mlp: str = "gelu"  # the MLP's activation: gelu | relu2 (ReLU squared) | swiglu (gated, SiLU)
+    tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
+    zero_init_head: bool = False  # an untied output layer starts at zero (uniform first predictions)
 
     def __post_init__(self):
         check_sizes(self, **{**WINDOW_AND_VOCAB, "block_size": "the context must hold at least one token"},
@@ -55,8 +70,17 @@ class GPTConfig:
                              f"each head gets n_embd / n_head channels. Use an n_embd of {near}, or a head "
                              f"count that divides {self.n_embd}")
         check_dropout(self)
-        if not isinstance(self.qk_norm, bool):
-            raise TypeError(f"GPTConfig.qk_norm must be True or False, got {self.qk_norm!r}")
+        for name in ("qk_norm", "rotary", "tie_embeddings", "zero_init_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.mlp not in MLP_KINDS:
+            raise ValueError(f"GPTConfig.mlp must be one of {', '.join(MLP_KINDS)}; got {self.mlp!r}")
+        if self.rotary and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"rotary embeddings rotate pairs of channels: each head's width, n_embd / n_head = "
+                             f"{self.n_embd // self.n_head}, must be even; change n_embd or n_head")
+        if self.zero_init_head and self.tie_embeddings:
+            raise ValueError("zero_init_head starts the output layer at zero, which a tied output layer would do to "
+                             "the token embedding as well: set tie_embeddings=False with it")
         n = self.activation_checkpointing
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"GPTConfig.activation_checkpointing must be a whole number of blocks, got {n!r} "
@@ -65,6 +89,31 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.activation_checkpointing must be between 0 (no block) and n_layer "
                              f"({self.n_layer}, every block), got {n}: it counts the first blocks whose "
                              "activations are recomputed in the backward pass")
+
+
+MLP_KINDS = ("gelu", "relu2", "swiglu")
+
+
+def swiglu_width(n_embd: int) -> int:
+    """SwiGLU's hidden width: 2/3 of 4C, rounded up to a multiple of 8. It has three matrices to the
+    other MLPs' two, so this keeps its weights (3 x C x hidden) about those of a 4C MLP (8C^2)."""
+    return 8 * -(-n_embd // 3)  # 8C/3 rounded up to a multiple of 8
+
+
+def rotary_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotation angles, (*positions.shape, head_dim / 2): channel pair i of a token at
+    position p turns by p / base^(2i / head_dim), fast for the first pairs, slowly for the last."""
+    frequencies = base ** -(torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.float()[..., None] * frequencies  # (..., D/2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each (first-half, second-half) channel pair of x (B, T, H, D) by its angle. cos and sin are
+    (T, D/2), or (B, T, D/2) when each sequence has its own positions."""
+    cos, sin = cos.to(x.dtype).unsqueeze(-2), sin.to(x.dtype).unsqueeze(-2)  # the same for every head
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
 # KV cache: one (keys, values) pair per block, each (B, n_head, T_seen, head_dim)
@@ -106,19 +155,23 @@ class CausalSelfAttention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
 
-    def queries_keys_values(self, x):
-        """Per-head queries, keys (normalised under qk_norm) and values, each (B, H, T, D)."""
+    def queries_keys_values(self, x, rotary: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Per-head queries, keys (normalised under qk_norm, then rotated with `rotary`'s cos and sin) and
+        values, each (B, H, T, D)."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head) for t in self.qkv(x).split(C, dim=2))  # (B, T, H, D)
+        # before the transpose, so that the attention output keeps the (B, T, H, D) layout and
+        # the merge of the heads below needs no copy
         if self.q_norm is not None:
-            # before the transpose, so that the attention output keeps the (B, T, H, D) layout and
-            # the merge of the heads below needs no copy
             q, k = self.q_norm(q), self.k_norm(k)
+        if rotary is not None:
+            q, k = rotate(q, *rotary), rotate(k, *rotary)
         return tuple(t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
 
-    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None):
+    def forward(self, x, past: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None):
         B, T, C = x.shape
-        q, k, v = self.queries_keys_values(x)  # the cache holds keys after normalisation
+        q, k, v = self.queries_keys_values(x, rotary)  # the cache holds keys after normalisation and rotation
         if past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, H, T_past + T, D)
             v = torch.cat([past[1], v], dim=2)
@@ -141,12 +194,23 @@ class CausalSelfAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.down = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.kind = config.mlp
+        hidden = swiglu_width(config.n_embd) if self.kind == "swiglu" else 4 * config.n_embd
+        # SwiGLU's two input matrices (gate, value) as one Linear of twice the width: one matmul
+        self.up = nn.Linear(config.n_embd, 2 * hidden if self.kind == "swiglu" else hidden, bias=config.bias)
+        self.down = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.down(F.gelu(self.up(x))))
+        h = self.up(x)
+        if self.kind == "gelu":
+            h = F.gelu(h)
+        elif self.kind == "relu2":
+            h = F.relu(h).square()
+        else:  # swiglu
+            gate, value = h.chunk(2, dim=-1)
+            h = F.silu(gate) * value
+        return self.dropout(self.down(h))
 
 
 class Block(nn.Module):
@@ -157,8 +221,8 @@ class Block(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = FeedForward(config)
 
-    def forward(self, x, past=None, mask=None):
-        attended, present = self.attn(self.attn_norm(x), past, mask)
+    def forward(self, x, past=None, mask=None, rotary=None):
+        attended, present = self.attn(self.attn_norm(x), past, mask, rotary)
         x = x + attended
         x = x + self.mlp(self.mlp_norm(x))
         return x, present
@@ -172,16 +236,33 @@ class GPT(LanguageModel):
         self.config = config
         self.context_limit = config.block_size
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        # rotary embeddings turn queries and keys inside attention instead: no table to learn
+        self.position_embedding = None if config.rotary else nn.Embedding(config.block_size, config.n_embd)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.final_norm = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.token_embedding.weight  # tied: one matrix reads and writes tokens
+        if config.tie_embeddings:
+            self.lm_head.weight = self.token_embedding.weight  # tied: one matrix reads and writes tokens
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith(("attn.proj.weight", "mlp.down.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if config.zero_init_head:
+            nn.init.zeros_(self.lm_head.weight)
+
+    def embed(self, idx: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Token embeddings, plus the learned position embeddings unless the model is rotary: (B, T, C)."""
+        x = self.token_embedding(idx)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(positions)
+        return self.dropout(x)
+
+    def rotary_angles(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rotary embeddings' (cos, sin) for these positions; None when the model is not rotary."""
+        if not self.config.rotary:
+            return None
+        return rotary_angles(positions, self.config.n_embd // self.config.n_head)
 
     @staticmethod
     def _init_weights(module):
@@ -213,16 +294,17 @@ class GPT(LanguageModel):
                              f"got {tuple(attention_mask.shape)}")
         else:
             positions, mask = padding_positions_and_mask(attention_mask)
-        x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))  # (B, T, C)
+        x = self.embed(idx, positions)  # (B, T, C)
+        rotary = self.rotary_angles(positions)
         present: KVCache = []
         # recomputing only pays when a backward pass will follow: not in evaluation or generation
         recompute = self.config.activation_checkpointing if self.training and torch.is_grad_enabled() else 0
         for i, block in enumerate(self.blocks):
             past = cache[i] if cache else None
             if i < recompute:  # keeps only x, and the RNG state, so that dropout draws the same masks again
-                x, kv = checkpoint(block, x, past, mask, use_reentrant=False)
+                x, kv = checkpoint(block, x, past, mask, rotary, use_reentrant=False)
             else:
-                x, kv = block(x, past, mask)
+                x, kv = block(x, past, mask, rotary)
             present.append(kv)
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return logits, present
@@ -242,14 +324,15 @@ class GPT(LanguageModel):
         was_training = self.training
         self.eval()
         try:
-            x = self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device))  # (B, T, C)
+            positions = torch.arange(T, device=idx.device)
+            x, rotary = self.embed(idx, positions), self.rotary_angles(positions)  # (B, T, C)
             causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()  # query t sees keys 0..t
             largest = []
             for block in self.blocks:
-                q, k, _ = block.attn.queries_keys_values(block.attn_norm(x))  # (B, H, T, D)
+                q, k, _ = block.attn.queries_keys_values(block.attn_norm(x), rotary)  # (B, H, T, D)
                 logits = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, T, T)
                 largest.append(logits.abs().masked_fill(~causal, 0).amax().item())
-                x, _ = block(x)
+                x, _ = block(x, rotary=rotary)
         finally:
             self.train(was_training)
         return largest
