@@ -46,6 +46,9 @@ class SamplingConfig:
     top_p: float | None = None  # keep the smallest set of tokens whose probability reaches p
     seed: int | None = None  # same seed, same text
     use_cache: bool = True  # KV cache / carried state where the model has one
+    # a GPT decodes each token through one CUDA graph (a fixed-size cache, one launch per token instead of
+    # hundreds); on a CPU the same fixed-size path runs without a graph. Greedy output is unchanged.
+    cuda_graph: bool = False
 
     def __post_init__(self):
         # checked here so a bad value is named, not met later as a NaN probability inside torch
@@ -140,6 +143,63 @@ class _Decoder:
         return self.logits
 
 
+class _GraphDecoder(_Decoder):
+    """A GPT's decoding with a cache of fixed size (`GPT.forward_static`): on a CUDA device the one-token
+    step is captured once as a CUDA graph and replayed for every token.
+
+    Generating on a GPU is launch-bound: a small model's step is hundreds of tiny kernels, each
+    launched by Python. A graph records them once and replays them with one launch. The prompt (and
+    each window jump of the context rule) is still a plain `forward_cached` pass, whose keys and
+    values are copied into the fixed cache.
+    """
+
+    def __init__(self, model: LanguageModel, ids: list[int]):
+        self.graph, self.buffers = None, None
+        super().__init__(model, ids, use_cache=True)
+
+    def _prefill(self) -> torch.Tensor:
+        logits, present = self.model.forward_cached(self._tensor(self.ids[self.start:]), None)
+        if self.buffers is None:
+            self._allocate(present[0][0])
+        n = present[0][0].size(2)
+        for (keys, values), (k, v) in zip(self.buffers, present):
+            keys[:, :, :n], values[:, :, :n] = k, v
+        return logits[:, -1]
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        B, H, _, D = like.shape
+        size = (B, H, self.model.config.block_size, D)
+        self.buffers = [(like.new_zeros(size), like.new_zeros(size)) for _ in self.model.blocks]
+        self.token = torch.zeros((B, 1), dtype=torch.long, device=self.device)  # the graph's inputs
+        self.position = torch.zeros(1, dtype=torch.long, device=self.device)
+        if self.device.type == "cuda":
+            # warm up on a side stream (the first calls allocate and choose kernels), then record one step;
+            # what the warm-up writes at position 0 is overwritten by the prefill that follows
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.model.forward_static(self.token, self.position, self.buffers)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits_out = self.model.forward_static(self.token, self.position, self.buffers)
+
+    def push(self, token: int) -> torch.Tensor:
+        self.ids.append(token)
+        if self._advance_start():
+            self.logits = self._prefill()
+            return self.logits
+        self.token.fill_(token)
+        self.position.fill_(len(self.ids) - 1 - self.start)
+        if self.graph is not None:
+            self.graph.replay()
+            self.logits = self.logits_out[:, -1].clone()  # the graph's output is overwritten by the next replay
+        else:
+            self.logits = self.model.forward_static(self.token, self.position, self.buffers)[:, -1]
+        return self.logits
+
+
 class Step(NamedTuple):
     """One generated token and the distributions around it."""
 
@@ -161,7 +221,10 @@ def generate_steps(model: LanguageModel, prompt_ids: Sequence[int], config: Samp
     if config.seed is not None:
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(config.seed)
     try:
-        decoder = _Decoder(model, prompt_ids, config.use_cache)
+        if config.cuda_graph and hasattr(model, "forward_static"):
+            decoder = _GraphDecoder(model, prompt_ids)
+        else:
+            decoder = _Decoder(model, prompt_ids, config.use_cache)
         logits = decoder.logits
         for i in range(config.max_new_tokens):
             probs = next_token_probs(logits, config.temperature, config.top_k, config.top_p)

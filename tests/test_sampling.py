@@ -192,3 +192,32 @@ def test_streaming_decodes_a_number_of_ids_linear_in_the_tokens(kind, monkeypatc
         pass
     # a handful of ids per token; decoding the whole text at every token would be about 2 million
     assert sum(decoded) < 10 * n_new
+
+
+@pytest.mark.parametrize("extra", [{}, {"rotary": True}, {"mlp": "swiglu", "qk_norm": True, "tie_embeddings": False}],
+                         ids=["learned", "rotary", "swiglu-qknorm-untied"])
+def test_the_fixed_size_cache_of_cuda_graphs_decodes_the_same_tokens(extra):
+    """`cuda_graph=True` decodes through GPT.forward_static (a cache of fixed size, what a CUDA graph
+    captures; on a CPU it runs without one). Its logits match the growing cache's at every token,
+    across the window jumps of the context rule, so greedy and seeded sampling give the same tokens."""
+    from lesson_lib.models import build_model
+    from lesson_lib.sampling import generate_steps
+
+    torch.manual_seed(0)
+    model = build_model({"family": "gpt", "vocab_size": 40, "block_size": 16, "n_layer": 2, "n_head": 2,
+                         "n_embd": 32, **extra})
+    with torch.no_grad():  # sharper weights than at init, so that the text is not one token repeated
+        for p in model.parameters():
+            p.mul_(4)
+    for options in ({"temperature": 0}, {"temperature": 0.9, "seed": 5}):
+        growing = list(generate_steps(model, [1, 2, 3], SamplingConfig(max_new_tokens=60, **options)))
+        fixed = list(generate_steps(model, [1, 2, 3], SamplingConfig(max_new_tokens=60, cuda_graph=True, **options)))
+        assert [s.token for s in fixed] == [s.token for s in growing]  # 60 tokens: the window jumps 4 times
+        assert max((a.model_probs - b.model_probs).abs().max().item() for a, b in zip(fixed, growing)) < 1e-5
+    assert len({s.token for s in growing}) > 5
+
+
+def test_a_model_without_a_fixed_size_path_ignores_cuda_graph(char_model):
+    model, tokenizer = char_model
+    plain = generate(model, tokenizer, "ab", max_new_tokens=20, seed=1)
+    assert generate(model, tokenizer, "ab", max_new_tokens=20, seed=1, cuda_graph=True) == plain

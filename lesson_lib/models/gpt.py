@@ -309,6 +309,25 @@ class GPT(LanguageModel):
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return logits, present
 
+    def forward_static(self, idx: torch.Tensor, position: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One new token per sequence, idx (B, 1), at `position` (a one-element long tensor), with a
+        preallocated cache: per block a (keys, values) pair of shape (B, H, block_size, D), written in
+        place at `position`, the keys after it hidden by a mask. Every call has the same shapes and
+        allocates the same tensors, which is what a CUDA graph needs (`sampling`'s cuda_graph option);
+        `forward_cached` instead grows its cache by one token per call. Returns logits (B, 1, V)."""
+        x = self.embed(idx, position)  # (B, 1, C)
+        rotary = self.rotary_angles(position)
+        visible = (torch.arange(self.config.block_size, device=idx.device) <= position)[None]  # (1, block): keys so far
+        for block, (keys, values) in zip(self.blocks, cache):
+            attn = block.attn
+            q, k, v = attn.queries_keys_values(block.attn_norm(x), rotary)  # (B, H, 1, D)
+            keys.index_copy_(2, position, k)
+            values.index_copy_(2, position, v)
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible)  # (B, H, 1, D)
+            x = x + attn.proj(y.transpose(1, 2).reshape(x.shape))
+            x = x + block.mlp(block.mlp_norm(x))
+        return self.lm_head(self.final_norm(x))
+
     @torch.no_grad()
     def attention_logit_max(self, idx) -> list[float]:
         """Per block, the largest |q . k| / sqrt(head_dim) any query gives a key it attends to, over `idx`.
