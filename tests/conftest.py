@@ -73,3 +73,26 @@ def make_tar(path: Path, members: dict[str, bytes]) -> Path:
             info.size = len(content)
             tar.addfile(info, io.BytesIO(content))
     return path
+
+
+@pytest.fixture
+def tang_corpus_run(tmp_path) -> Path:
+    """A real run on the Tang poems (`data: "tang"`, the corpus's 9,269 characters) in tmp_path/"runs",
+    the folder the browser test's dashboard serves: the tiny GPT for 30 steps, seconds on 2 cores; the
+    point is the corpus, not the verse. Named "tiny-tang" so that it sorts after a "tiny" beside it.
+    The corpus is fetched once with npm (`make test` installs npm where it can): without it the test
+    is skipped, or fails in CI."""
+    from lesson_lib.data import DataError
+    from lesson_lib.experiment import start_run
+
+    runs = tmp_path / "runs"
+    try:
+        start_run({"data": "tang", "tokenizer": "char", "model": dict(TINY_GPT),
+                   "train": {**TINY_TRAIN, "max_steps": 30, "eval_interval": 15}},
+                  name="tiny-tang", root=runs, progress=False)
+    except DataError as error:
+        message = f"this test needs the Tang poems: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return runs / "tiny-tang"

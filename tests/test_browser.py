@@ -5,6 +5,7 @@ browser is a failure; elsewhere (no root, no apt) the test says why and skips.
 """
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # characters of generated text on the Generate page (0 before any)
 GENERATED_CHARS_JS = """() => { const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
                                 return m.length > 1 ? m[1].innerText.trim().length : 0 }"""
+# CJK ideographs (with the extensions beyond the BMP, which the Tang poems use), CJK punctuation and
+# full-width forms; \p{Script=Han} would leave out the punctuation
+CJK_CLASS = r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u{20000}-\u{3ffff}]"
+CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]")  # the same, for Python
+# the generated text's characters (no white space) and how many of them are CJK
+GENERATED_CJK_JS = f"""() => {{ const m = document.querySelectorAll('.st-key-gen-output [data-testid="stMarkdownContainer"]');
+                               const chars = m.length > 1 ? Array.from(m[1].innerText.replace(/\\s/g, '')) : [];
+                               return {{chars: chars.length, cjk: chars.filter(c => /^{CJK_CLASS}$/u.test(c)).length}} }}"""
 
 
 def browser_or_skip():
@@ -127,7 +136,9 @@ def test_a_newcomer_trains_the_starter_model_and_generates(tmp_path):
             browser.close()
 
 
-def test_generate_in_a_real_browser(dashboard):
+def test_generate_in_a_real_browser(dashboard, tang_corpus_run):
+    """Generate in English, the Runs page, the switch to 中文, then generate in Chinese from the tiny
+    Shakespeare run and from a run on the Tang poems ('tiny-tang', in the same runs folder)."""
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -162,8 +173,63 @@ def test_generate_in_a_real_browser(dashboard):
             page.get_by_text("为什么是这些词元？").wait_for(timeout=30_000)
             assert "lang=zh" in page.url
             page.screenshot(path=str(ARTIFACTS / "generate-zh.png"), full_page=True)
+            generate_from_the_tang_run_in_chinese(page, expect)
         except Exception as error:
             page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
             raise AssertionError(f"{type(error).__name__}: {error}\nscreenshot: {ARTIFACTS / 'failure.png'}") from error
         finally:
             browser.close()
+
+
+def generate_from_the_tang_run_in_chinese(page, expect):
+    """On the Chinese Generate page, after a generation from the Shakespeare run: pick the run on the
+    Tang poems, its corpus's prompt, Chinese text, its tokens and chart, in the column's width."""
+    page.locator(".st-key-gen-run").click()
+    page.get_by_role("option", name="tiny-tang", exact=True).click(timeout=30_000)
+    expect(page.get_by_label("提示词")).to_have_value("春夜\n", timeout=30_000)  # DEFAULT_PROMPTS["tang"]
+    page.get_by_role("button", name="生成", exact=True).click(timeout=30_000)
+    # the Shakespeare text shown until then has no CJK characters: this waits for the new text
+    page.wait_for_function(f"() => ({GENERATED_CJK_JS})().cjk >= 30", timeout=60_000, polling=100)
+    # the token view is drawn once generation ends, marked as Chinese (and the chart after it)
+    view = page.locator("[data-testid='stHtml'] div[lang='zh-Hans']")
+    view.wait_for(timeout=60_000)
+    labels = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot .ytick text")
+    expect(labels.first).to_be_visible(timeout=60_000)
+    output = page.locator(".st-key-gen-output [data-testid='stMarkdownContainer']")
+    assert output.nth(0).inner_text().strip() == "春夜"  # the prompt, in bold
+    counted = page.evaluate(GENERATED_CJK_JS)
+    # 300 characters drawn from a barely trained model over the corpus's 9,269 characters, nearly all
+    # CJK; the others are the corpus's own (□, [, digits)
+    assert counted["cjk"] >= 30 and counted["cjk"] >= 0.8 * counted["chars"], counted
+    assert page.get_by_text("tiny-tang · ").count() == 1  # the caption: the text came from the Tang run
+    # the per-token view holds the same Chinese text, one span a token (a character)
+    spans = view.locator("span")
+    assert spans.count() >= 250, spans.count()
+    assert len(CJK.findall(view.inner_text())) >= 30
+    # the next-token chart: its bars are labelled with Chinese characters, its title names the pick
+    texts = labels.all_text_contents()  # SVG text: no innerText
+    assert len(texts) >= 5 and sum(bool(CJK.search(t)) for t in texts) >= len(texts) // 2, texts
+    expect(page.locator("[data-testid='stPlotlyChart'] .gtitle")).to_contain_text("第 1 个位置", timeout=30_000)
+    # wide glyphs wrap inside the output column: neither the token view nor the chart is wider than
+    # its column, nothing overflows its box, and the page does not scroll sideways
+    boxes = page.evaluate("""() => {
+        const view = document.querySelector("[data-testid='stHtml'] div[lang='zh-Hans']");
+        const chart = document.querySelector("[data-testid='stPlotlyChart'] .js-plotly-plot");
+        const column = view.closest("[data-testid='stColumn']");
+        const main = document.querySelector("[data-testid='stMain']");
+        const box = e => { const r = e.getBoundingClientRect(); return {left: r.left, right: r.right, height: r.height} };
+        return {view: box(view), chart: box(chart), column: box(column), viewport: window.innerWidth,
+                viewOverflow: view.scrollWidth - view.clientWidth, lineHeight: parseFloat(getComputedStyle(view).lineHeight),
+                pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+                mainOverflow: main.scrollWidth - main.clientWidth} }""")
+    for name in ("view", "chart"):
+        assert boxes["column"]["left"] - 1 <= boxes[name]["left"], boxes
+        assert boxes[name]["right"] <= boxes["column"]["right"] + 1 <= boxes["viewport"] + 1, boxes
+    assert boxes["viewOverflow"] <= 0 and boxes["pageOverflow"] <= 0 and boxes["mainOverflow"] <= 0, boxes
+    assert boxes["view"]["height"] >= 3 * boxes["lineHeight"], boxes  # it wrapped: 300 characters, many lines
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert "lang=zh" in page.url
+    # the page scrolls inside Streamlit's main area, not the document: a taller window shows the chart too
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    expect(labels.first).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "generate-tang-zh.png"), full_page=True)  # Chinese glyphs: fonts-noto-cjk
