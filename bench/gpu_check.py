@@ -4,7 +4,8 @@
 
 Device pick (CUDA, else MPS, else CPU), bf16 autocast, measured matmul peaks, a short training
 run of the preset through the normal run folder, text generated from its checkpoint, greedy
-output with and without the KV cache compared, and generation speed. Runs on a CPU as well
+output with and without the KV cache compared, and generation speed, with and without the
+one-token decode step captured as a CUDA graph (`SamplingConfig(cuda_graph=True)`). Runs on a CPU as well
 (with --steps small), which is how it is checked before borrowing a GPU.
 """
 from __future__ import annotations
@@ -64,6 +65,18 @@ def main() -> None:
     same = sum(a == b for a, b in zip(greedy[True], greedy[False]))
     print(f"greedy with vs without cache: {same}/{n} tokens equal "
           f"({'identical' if same == n else 'differ (bf16/TF32 rounding can flip near-ties)'})")
+    # decoding is launch-bound on a GPU: the one-token step captured as a CUDA graph (sampling's cuda_graph)
+    n = 4 * model.config.block_size
+    timed = {}
+    for cuda_graph in (False, True):
+        config = SamplingConfig(max_new_tokens=n, temperature=0, cuda_graph=cuda_graph)
+        list(generate_ids(model, prompt, config))  # warm-up: kernels chosen, the graph recorded once
+        start = time.perf_counter()
+        timed[cuda_graph] = [t for t, _ in generate_ids(model, prompt, config)]
+        print(f"greedy {n} tokens, KV cache, {'CUDA graph' if cuda_graph else 'no graph'}: "
+              f"{n / (time.perf_counter() - start):,.0f} tokens/s")
+    same = sum(a == b for a, b in zip(timed[True], timed[False]))
+    print(f"greedy with vs without the CUDA graph: {same}/{n} tokens equal")
 
     if args.compile:
         spec = get_preset(args.preset)

@@ -89,6 +89,9 @@ def running_dashboard(runs: Path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        from lesson_lib import jobs
+
+        jobs.stop(runs)  # a training job the page started outlives the server: a failed test leaves none running
 
 
 def launch(playwright):
