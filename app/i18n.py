@@ -302,6 +302,7 @@ PRESET_DESCRIPTIONS_ZH = {
     "starter": "字符级 GPT，莎士比亚文本：在 2 个 CPU 核心上约一分钟，验证损失降到 2.0 以下",
     "shakespeare-char": "更大的字符级 GPT，莎士比亚文本：在 2 个 CPU 核心上约十一分钟",
     "speedrun-cpu": "与入门模型同样大小、为速度而训练：在 2 个 CPU 核心上 50 秒内验证损失降到 1.87",
+    "speedrun-cpu-10min": "与 shakespeare-char 同样大小、为速度而训练：在 2 个 CPU 核心上十分钟内验证损失降到 1.60",
     "tang": "字符级 GPT，全唐诗（简体）：在 2 个 CPU 核心上约五分钟",
     "gpu-small": "nanoGPT 的 Shakespeare-char 规模（6 层，宽 384，上下文 256），用于一块 CUDA GPU",
     "ch05-gpt-char": "第 5 章的字符级 GPT，莎士比亚文本（与入门模型同样大小）；第 6 章在它的基础上继续",

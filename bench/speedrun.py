@@ -2,7 +2,9 @@
 
     python bench/speedrun.py                          # the speedrun-cpu preset: time to val 1.87
     python bench/speedrun.py --preset starter --overrides '{"train": {"precision": "bf16"}}' --seed 1
-    python bench/speedrun.py --ladder                 # every rung of the ladder, 3 seeds each (~15 min)
+    python bench/speedrun.py --ladder                 # every rung of the ladder, 3 seeds each (~20 min)
+    python bench/speedrun.py --tried --seeds 1        # each model change alone on the speedrun-cpu recipe
+    python bench/speedrun.py --preset speedrun-cpu-10min --target 1.60    # val 1.60 within ten minutes
 
 The clock starts when this script starts (imports, reading the corpus, the tokenizer, building the
 model, training and every evaluation are counted) and stops at the first evaluation whose val loss
@@ -15,8 +17,8 @@ The last lines print, for example:
     final val loss: 1.8123 (step 1200, 61.0 s)
     tokens/s: 19,400 · MFU: 0.31
 
-The ladder starts from the `starter` recipe scored the same way and adds one change at a time; each
-rung runs in a fresh process, three seeds, and the median is reported. The last rung is the
+The ladder starts from the `starter` preset's former recipe scored the same way and adds one change at a
+time; each rung runs in a fresh process, three seeds, and the median is reported. The last rung is the
 `speedrun-cpu` preset.
 """
 from __future__ import annotations
@@ -81,23 +83,45 @@ def report(outcome: dict) -> None:
 
 # ----------------------------------------------------------------------------- the ladder
 
-# Each rung: the settings it adds on top of the rungs above it, applied to the starter recipe.
+# The ladder starts from the starter preset's recipe as it was before the speedrun (1,500 steps of AdamW at
+# lr 2e-3 in fp32, GELU), written out here on the speedrun-cpu preset's model (the same), so that the ladder
+# does not move when the presets take its winners.
+FORMER_STARTER = {"model": {"mlp": "gelu"}, "train": {"max_steps": 1500, "lr": 2e-3, "min_lr": 2e-4, "eval_interval": 250,
+                                             "precision": "auto", "optimizer": "adamw"}}
+# Each rung: the settings it adds on top of the rungs above it.
 LADDER: list[tuple[str, dict]] = [
     ("+ bf16 autocast", {"train": {"precision": "bf16"}}),
     ("+ evaluate every 500 steps, not 250", {"train": {"eval_interval": 500}}),
     ("+ peak learning rate 3e-3", {"train": {"lr": 3e-3, "min_lr": 3e-4}}),
     ("+ 1,350 steps, not 1,500", {"train": {"max_steps": 1350, "eval_interval": 450}}),
+    ("+ Muon for the hidden matrices", {"train": {"optimizer": "muon"}}),
+    ("+ 900 steps, evaluations every 300", {"train": {"max_steps": 900, "eval_interval": 300}}),
+    ("+ 750 steps, evaluations every 250", {"train": {"max_steps": 750, "eval_interval": 250}}),
+]
+# Tried on top of the speedrun-cpu recipe one at a time and not kept (one seed, val loss after its 1,350
+# steps, README): rotary embeddings, ReLU^2, an untied head, a zero-initialised untied head, QK-norm.
+TRIED: list[tuple[str, dict]] = [
+    ("rotary position embeddings", {"model": {"rotary": True}}),
+    ("ReLU^2 MLP", {"model": {"mlp": "relu2"}}),
+    ("SwiGLU MLP", {"model": {"mlp": "swiglu"}}),
+    ("untied output layer", {"model": {"tie_embeddings": False}}),
+    ("untied output layer, zero-initialised", {"model": {"tie_embeddings": False, "zero_init_head": True}}),
+    ("QK-norm", {"model": {"qk_norm": True}}),
+    ("Muon for the hidden matrices", {"train": {"optimizer": "muon"}}),
 ]
 
 
-def ladder(seeds: int, target: float) -> None:
-    rows, overrides = [], {"model": {}, "train": {}}
-    for name, change in [("starter recipe", {})] + LADDER:
+def ladder(seeds: int, target: float, first: int = 0) -> None:
+    """The rungs from number `first` on (0: the former starter recipe; later ones keep what came before)."""
+    rows, overrides = [], copy.deepcopy(FORMER_STARTER)
+    for number, (name, change) in enumerate([("the former starter recipe", {})] + LADDER):
         for part in ("model", "train"):
             overrides[part].update(change.get(part, {}))
+        if number < first:
+            continue
         outcomes = []
         for seed in range(seeds):
-            line = subprocess.run([sys.executable, __file__, "--preset", "starter", "--target", str(target),
+            line = subprocess.run([sys.executable, __file__, "--preset", "speedrun-cpu", "--target", str(target),
                                    "--seed", str(seed), "--overrides", json.dumps(overrides), "--json", "--quiet"],
                                   capture_output=True, text=True, check=True, env=os.environ).stdout.splitlines()[-1]
             outcomes.append(json.loads(line))
@@ -114,6 +138,21 @@ def ladder(seeds: int, target: float) -> None:
               else f"| {name} | {val:.4f} | {wall:.1f} | not reached |")
 
 
+def tried(seeds: int, target: float) -> None:
+    """Each change of TRIED alone on the speedrun-cpu preset: its val loss at every evaluation (same steps)."""
+    print("| change on the speedrun-cpu recipe | median val loss at 450 / 900 / 1,350 steps |\n|---|---|")
+    for name, change in [("none (the speedrun-cpu preset)", {})] + TRIED:
+        outcomes = []
+        for seed in range(seeds):
+            line = subprocess.run([sys.executable, __file__, "--preset", "speedrun-cpu", "--target", str(target),
+                                   "--seed", str(seed), "--overrides", json.dumps(change), "--json", "--quiet"],
+                                  capture_output=True, text=True, check=True, env=os.environ).stdout.splitlines()[-1]
+            outcomes.append(json.loads(line))
+        steps = sorted(outcomes[0]["val_at"], key=int)
+        vals = [statistics.median(o["val_at"][step] for o in outcomes) for step in steps]
+        print(f"| {name} | {' / '.join(f'{v:.4f}' for v in vals)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="speedrun-cpu")
@@ -121,12 +160,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overrides", default="{}", help="JSON: {'model': {...}, 'train': {...}} on the preset")
     parser.add_argument("--ladder", action="store_true")
+    parser.add_argument("--from-rung", type=int, default=0, help="with --ladder: start at this rung (0: the first)")
+    parser.add_argument("--tried", action="store_true", help="each change of TRIED alone on the speedrun-cpu preset")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON line")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.ladder:
-        ladder(args.seeds, args.target)
+        ladder(args.seeds, args.target, args.from_rung)
+        return
+    if args.tried:
+        tried(args.seeds, args.target)
         return
     outcome = run_once(args.preset, args.target, args.seed, copy.deepcopy(json.loads(args.overrides)), args.quiet)
     if args.json:

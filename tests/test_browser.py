@@ -17,6 +17,7 @@ import pytest
 
 from conftest import TINY_GPT, TINY_TRAIN
 from lesson_lib.experiment import start_run
+from lesson_lib.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LESSON_CHROMIUM", "/usr/bin/chromium")
@@ -123,8 +124,9 @@ def test_a_newcomer_trains_the_starter_model_and_generates(tmp_path):
             page.get_by_text("starter: step").first.wait_for(timeout=120_000)  # the Train page follows it
             page.screenshot(path=str(ARTIFACTS / "journey-training.png"), full_page=True)
             # about a minute on 2 cores; much longer only if something is wrong
-            page.get_by_text("Run starter finished at step 1500").wait_for(timeout=600_000)
-            assert "best val loss" in page.get_by_text("Run starter finished at step 1500").inner_text()
+            finished = f"Run starter finished at step {PRESETS['starter']['train']['max_steps']}"
+            page.get_by_text(finished).wait_for(timeout=600_000)
+            assert "best val loss" in page.get_by_text(finished).inner_text()
             page.screenshot(path=str(ARTIFACTS / "journey-finished.png"), full_page=True)
             page.get_by_role("link", name="Generate text from it").click()
             page.get_by_role("button", name="Generate").click(timeout=60_000)
