@@ -111,6 +111,14 @@ TRIED: list[tuple[str, dict]] = [
 ]
 
 
+def in_fresh_process(preset: str, target: float, seed: int, overrides: dict) -> dict:
+    """run_once in a new Python process (imports and data loading counted again), its outcome read back."""
+    line = subprocess.run([sys.executable, __file__, "--preset", preset, "--target", str(target), "--seed", str(seed),
+                           "--overrides", json.dumps(overrides), "--json", "--quiet"],
+                          capture_output=True, text=True, check=True, env=os.environ).stdout.splitlines()[-1]
+    return json.loads(line)
+
+
 def ladder(seeds: int, target: float, first: int = 0) -> None:
     """The rungs from number `first` on (0: the former starter recipe; later ones keep what came before)."""
     rows, overrides = [], copy.deepcopy(FORMER_STARTER)
@@ -121,10 +129,7 @@ def ladder(seeds: int, target: float, first: int = 0) -> None:
             continue
         outcomes = []
         for seed in range(seeds):
-            line = subprocess.run([sys.executable, __file__, "--preset", "speedrun-cpu", "--target", str(target),
-                                   "--seed", str(seed), "--overrides", json.dumps(overrides), "--json", "--quiet"],
-                                  capture_output=True, text=True, check=True, env=os.environ).stdout.splitlines()[-1]
-            outcomes.append(json.loads(line))
+            outcomes.append(in_fresh_process("speedrun-cpu", target, seed, overrides))
         times = [o["time_to_target"] for o in outcomes if o["time_to_target"] is not None]
         rows.append((name, statistics.median(o["final_val"] for o in outcomes),
                      statistics.median(times) if len(times) == len(outcomes) else None,
@@ -144,10 +149,7 @@ def tried(seeds: int, target: float) -> None:
     for name, change in [("none (the speedrun-cpu preset)", {})] + TRIED:
         outcomes = []
         for seed in range(seeds):
-            line = subprocess.run([sys.executable, __file__, "--preset", "speedrun-cpu", "--target", str(target),
-                                   "--seed", str(seed), "--overrides", json.dumps(change), "--json", "--quiet"],
-                                  capture_output=True, text=True, check=True, env=os.environ).stdout.splitlines()[-1]
-            outcomes.append(json.loads(line))
+            outcomes.append(in_fresh_process("speedrun-cpu", target, seed, change))
         steps = sorted(outcomes[0]["val_at"], key=int)
         vals = [statistics.median(o["val_at"][step] for o in outcomes) for step in steps]
         print(f"| {name} | {' / '.join(f'{v:.4f}' for v in vals)} |", flush=True)

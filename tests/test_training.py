@@ -29,6 +29,12 @@ def losses(records, kind="train", key="train_loss"):
     return {r["step"]: r[key] for r in records if r.get("kind") == kind}
 
 
+def interrupt_at_10(record):
+    """A callback that stops a run at step 10 as Ctrl-C does: a signal, then a checkpoint at the step boundary."""
+    if record.get("kind") == "train" and record["step"] == 10:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def test_lr_schedule_is_warmup_then_cosine():
     c = TrainConfig(max_steps=100, lr=1.0, min_lr=0.1, warmup_steps=10)
     assert lr_at(0, c) == pytest.approx(0.1) and lr_at(9, c) == pytest.approx(1.0)
@@ -81,10 +87,6 @@ def test_run_folder_and_loss_falls(text_file, tmp_path):
 def test_resume_equals_an_uninterrupted_run(text_file, tmp_path):
     """Stop at step 10 (as Ctrl-C does: a signal, then a checkpoint at the step boundary), resume, compare."""
     full = start_run(spec(text_file), name="full", root=tmp_path, progress=False)
-
-    def interrupt_at_10(record):
-        if record.get("kind") == "train" and record["step"] == 10:
-            os.kill(os.getpid(), signal.SIGINT)
 
     first = start_run(spec(text_file), name="split", root=tmp_path, callback=interrupt_at_10, progress=False)
     assert first.status == "stopped" and first.step == 10
@@ -229,10 +231,6 @@ def test_fp16_trains_with_a_loss_scaler_and_resumes_exactly(text_file, tmp_path)
     state = ckpt.load_trainer_state(Run(tmp_path / "half").checkpoint("latest"))
     assert state["scaler"]["scale"] > 1  # the loss was scaled
 
-    def interrupt_at_10(record):
-        if record.get("kind") == "train" and record["step"] == 10:
-            os.kill(os.getpid(), signal.SIGINT)
-
     start_run(spec(text_file, precision="fp16"), name="half-split", root=tmp_path, callback=interrupt_at_10,
               progress=False)
     resume_run("half-split", root=tmp_path, progress=False)
@@ -370,10 +368,6 @@ def test_muon_trains_and_resumes_exactly(text_file, tmp_path):
     full = start_run(spec(text_file, optimizer="muon"), name="muon", root=tmp_path, progress=False)
     trained = losses(full.records)
     assert full.status == "finished" and trained[20] < trained[1] - 0.1  # it learns
-
-    def interrupt_at_10(record):
-        if record.get("kind") == "train" and record["step"] == 10:
-            os.kill(os.getpid(), signal.SIGINT)
 
     start_run(spec(text_file, optimizer="muon"), name="muon-split", root=tmp_path, callback=interrupt_at_10,
               progress=False)
