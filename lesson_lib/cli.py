@@ -113,6 +113,7 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if args.model and args.model != spec["model"].get("family"):
         spec["model"] = {"family": args.model, **({"block_size": spec["model"]["block_size"]}
                                                   if "block_size" in spec["model"] else {})}
+        spec["train"].pop("optimizer", None)  # the preset chose it for its own model (Muon needs hidden matrices)
     for key in ("data", "tokenizer", "vocab_size", "init_vectors"):
         if getattr(args, key) is not None:
             spec[key] = getattr(args, key)

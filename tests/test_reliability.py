@@ -359,7 +359,8 @@ FULL_DISK_SCRIPT = textwrap.dedent("""
     root, data = Path(sys.argv[1]), sys.argv[2]
     train = subprocess.run([sys.executable, "-m", "lesson_lib", "train", "--data", data, "--name", "disk",
                             "--steps", "40", "--eval-interval", "10", "--block-size", "16", "--n-layer", "1",
-                            "--n-head", "2", "--n-embd", "32", "--batch-size", "4", "--device", "cpu", "--quiet"],
+                            "--n-head", "2", "--n-embd", "32", "--batch-size", "4", "--device", "cpu", "--quiet",
+                            "--optimizer", "adamw"],  # the disk below is sized for AdamW's checkpoints
                            capture_output=True, text=True, env={**os.environ, "LESSON_RUNS_DIR": str(root)})
     from lesson_lib.experiment import load_trained
     from lesson_lib.runs import Run
