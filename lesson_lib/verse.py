@@ -116,6 +116,50 @@ def write_poem(model, tokenizer, title: str, config) -> str:
     return text.split("\n\n")[0]
 
 
+def prompt_poems(corpus, n: int, seed: int = 0) -> list:
+    """`n` poems (`data.Work`s) drawn at random, without replacement, from the whole of `corpus`: their
+    titles are the prompts a model writes after, their bodies the real poems to compare with. The whole
+    corpus, not its last 10% (the validation text): the corpus is in the order of its source files, and
+    its last tenth holds few poems of regular form (15% against 64% overall)."""
+    import numpy as np
+
+    if not 0 < n <= len(corpus.works):
+        raise ValueError(f"n must be between 1 and the corpus's {len(corpus.works):,} poems, got {n}")
+    picked = np.random.default_rng(seed).choice(len(corpus.works), size=n, replace=False)
+    return [corpus.works[i] for i in picked]
+
+
+def write_poems(model, tokenizer, titles: list[str], config) -> list[str]:
+    """`write_poem` for each title; with a seed in `config`, poem i is drawn with seed + i, so each poem is
+    the same however many are written and in whatever order."""
+    import dataclasses
+
+    return [write_poem(model, tokenizer, title,
+                       config if config.seed is None else dataclasses.replace(config, seed=config.seed + i))
+            for i, title in enumerate(titles)]
+
+
+def counted_bigram(ids, vocab_size: int):
+    """The bigram model that maximum-likelihood training on the token ids `ids` converges to, by counting:
+    the logits of the token after `a` are the log counts of the pairs (a, b), a pair never seen gets a
+    logit of -1e9 (probability 0, without a NaN), and a token never followed by any gets the uniform
+    distribution. A vocabulary of 9,269 characters makes a table of 86 million entries; training it by
+    gradient steps would take far longer than counting it."""
+    import numpy as np
+    import torch
+
+    from .models import build_model
+
+    ids = np.asarray(ids, dtype=np.int64)
+    pairs, counts = np.unique(ids[:-1] * vocab_size + ids[1:], return_counts=True)
+    model = build_model({"family": "bigram", "vocab_size": vocab_size})
+    with torch.no_grad():
+        table = model.logits_table.weight  # (V, V): row = current token
+        table.fill_(-1e9)
+        table.view(-1)[torch.from_numpy(pairs)] = torch.from_numpy(np.log(counts)).to(table.dtype)
+    return model.eval()
+
+
 def poem_table(poems: dict[str, list[str]]):
     """One row per source of poems (the corpus, a model, ...): how many, the share of regular form,
     each form's share, and the share of the regular ones that rhyme by modern rhyme groups."""

@@ -166,3 +166,39 @@ def test_the_tang_preset_is_a_checked_spec_that_fits_this_machine():
     estimate = memory.predict_training_memory({**spec["model"], "vocab_size": 9_269}, spec["train"]["batch_size"],
                                               precision=spec["train"].get("precision", "auto"))
     memory.check_fits(estimate, "cpu")  # raises WillNotFit if not
+
+
+def test_prompt_poems_are_a_seeded_draw_from_the_whole_corpus():
+    from lesson_lib.data import Corpus, Work
+
+    works = tuple(Work(f"p{i}", f"题{i}", "poem", f"题{i}\n{JINGYESI}") for i in range(50))
+    corpus = Corpus("tang", "\n\n".join(w.text for w in works), works)
+    drawn = verse.prompt_poems(corpus, 20, seed=3)
+    assert len({w.title for w in drawn}) == 20  # without replacement
+    assert drawn == verse.prompt_poems(corpus, 20, seed=3) and drawn != verse.prompt_poems(corpus, 20, seed=4)
+    with pytest.raises(ValueError, match="between 1 and"):
+        verse.prompt_poems(corpus, 51)
+
+
+def test_the_counted_bigram_is_the_maximum_likelihood_table():
+    import torch
+
+    ids = [0, 1, 0, 1, 0, 2, 3]  # after 0: 1 twice, 2 once; after 1: 0; after 2: 3; token 3 never followed
+    model = verse.counted_bigram(ids, 5)
+    probs = torch.softmax(model(torch.tensor([[0, 1, 3]]))[0][0], dim=-1)
+    assert torch.allclose(probs[0], torch.tensor([0, 2 / 3, 1 / 3, 0, 0]))
+    assert torch.allclose(probs[1], torch.tensor([1.0, 0, 0, 0, 0]))
+    assert torch.allclose(probs[2], torch.full((5,), 0.2))  # never followed: uniform, not NaN
+
+
+def test_write_poems_seeds_each_poem_by_its_place():
+    from lesson_lib.sampling import SamplingConfig
+    from lesson_lib.tokenizers import train_tokenizer
+
+    text = "\n\n".join(f"静夜思\n{JINGYESI}" for _ in range(3))
+    tokenizer = train_tokenizer("char", text)
+    model = verse.counted_bigram(tokenizer.encode(text), tokenizer.vocab_size)
+    config = SamplingConfig(max_new_tokens=40, seed=7)
+    poems = verse.write_poems(model, tokenizer, ["静夜思", "静夜思", "静夜思"], config)
+    assert poems[1] == verse.write_poem(model, tokenizer, "静夜思", SamplingConfig(max_new_tokens=40, seed=8))
+    assert verse.write_poems(model, tokenizer, ["静夜思"] * 2, config) == poems[:2]

@@ -138,4 +138,4 @@ def expect_close(value: Any, expected: torch.Tensor | float, what: str, atol: fl
         raise Wrong(f"{what} differs from the expected value by {diff.flatten()[worst].item():.2e}{where}")
 
 
-from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09  # noqa: E402,F401  (registers their exercises)
+from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10  # noqa: E402,F401  (registers their exercises)
