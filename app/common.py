@@ -19,9 +19,6 @@ from lesson_lib.presets import get_preset
 from lesson_lib.runs import Metrics, list_runs, read_metrics, runs_dir
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
-# The Generate page's first prompt, by the corpus a run was trained on (config.json's data.source): a
-# speaker's name for Shakespeare, a poem's title for the Tang poems. Any other text gets Shakespeare's.
-DEFAULT_PROMPTS = {"shakespeare": "ROMEO:", "tang": "春夜\n", "tang-traditional": "春夜\n"}
 
 # This process only generates (training runs in a subprocess). Decoding a small model is a chain of
 # tiny operations; spread over several threads, each one waits for threads that a training process
@@ -73,15 +70,6 @@ def model(run_path: str, checkpoint: str, version: int):
     when the checkpoint's weights are rewritten, so a stale model is never served."""
     with st.spinner(t("common.loading_model")):  # shown only if loading takes more than half a second
         return _model(run_path, checkpoint, version)
-
-
-def default_prompt(run) -> str:
-    """The prompt the Generate page starts from for `run`, after the corpus it was trained on."""
-    try:
-        source = run.read_config()["data"]["source"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        source = None
-    return DEFAULT_PROMPTS.get(source if isinstance(source, str) else "", DEFAULT_PROMPTS["shakespeare"])
 
 
 def start_starter_button(key: str) -> None:

@@ -172,8 +172,22 @@ def _train(args) -> int:
     if result.status == "stopped":
         print(f"resume with: python -m lesson_lib train --resume {run_name}")
     else:
-        print(f"generate with: python -m lesson_lib generate --run {run_name} --prompt \"ROMEO:\"")
+        print(f"generate with: python -m lesson_lib generate --run {run_name} --prompt {_shell_quoted(_prompt_of(run_name))}")
     return 0
+
+
+def _prompt_of(run_name: str) -> str:
+    from .experiment import default_prompt
+    from .runs import Run
+
+    return default_prompt(Run.open(run_name))
+
+
+def _shell_quoted(text: str) -> str:
+    """`text` as a POSIX shell word: bash's $'...' where it holds a line break (a Tang title's), else '...'."""
+    if "\n" in text:
+        return "$'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def _generate(args) -> int:

@@ -88,6 +88,10 @@ _TITLES_BY_GENRE: dict[str, dict[str, str]] = {
 GENRES: dict[str, str] = {stem: genre for genre, titles in _TITLES_BY_GENRE.items() for stem in titles}
 _TITLES: dict[str, str] = {stem: title for titles in _TITLES_BY_GENRE.values() for stem, title in titles.items()}
 CORPORA = ("shakespeare", "tang", "tang-traditional")  # tang: 全唐诗, see tang.py
+# The first text a model trained on each corpus is asked to continue (the dashboard's Generate page, the CLI's
+# hint after training): a speaker's name for Shakespeare, a poem's title and its line break for the Tang poems.
+# A run on any other text gets Shakespeare's.
+DEFAULT_PROMPTS = {"shakespeare": "ROMEO:", "tang": "春夜\n", "tang-traditional": "春夜\n"}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from . import checkpoints as ckpt
 from . import distributed, memory
 from .config import from_dict, to_dict
-from .data import load_corpus, split_train_val, to_token_array
+from .data import DEFAULT_PROMPTS, load_corpus, split_train_val, to_token_array
 from .embeddings import embedding_matrix, load_vectors
 from .device import pick_device, seed_everything
 from .models import FAMILIES, LanguageModel, build_model, model_config
@@ -245,6 +245,16 @@ def ensure_run(spec: dict[str, Any], name: str, root: Path | None = None,
     return TrainResult("finished", end["step"], end.get("tokens", 0), end.get("time", 0.0),
                        evals[-1]["val_loss"] if evals else None, min((r["val_loss"] for r in evals), default=None),
                        log.records, name)
+
+
+def default_prompt(run: Run) -> str:
+    """The prompt a trained run is first asked to continue, after the corpus it was trained on (its config's
+    data.source): `DEFAULT_PROMPTS`, Shakespeare's for a run on any other text or with an unreadable config."""
+    try:
+        source = run.read_config()["data"]["source"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        source = None
+    return DEFAULT_PROMPTS.get(source if isinstance(source, str) else "", DEFAULT_PROMPTS["shakespeare"])
 
 
 def load_trained(run: str | Path | Run, which: str | int = "best", device: str = "cpu"

@@ -383,14 +383,14 @@ def test_a_link_opens_chinese_and_the_switch_is_kept_for_the_session(runs):
 
 
 def test_the_default_prompt_follows_the_corpus(runs, tang_run):
-    common = app_module("common")
-    from lesson_lib.data import CORPORA
+    from lesson_lib.data import CORPORA, DEFAULT_PROMPTS
+    from lesson_lib.experiment import default_prompt
 
-    assert set(common.DEFAULT_PROMPTS) == set(CORPORA)  # every corpus has its prompt, and no other name
-    assert common.default_prompt(tang_run) == "春夜\n"
-    assert common.default_prompt(Run(runs / "tiny")) == "ROMEO:"  # a text file of its own: Shakespeare's
+    assert set(DEFAULT_PROMPTS) == set(CORPORA)  # every corpus has its prompt, and no other name
+    assert default_prompt(tang_run) == "春夜\n"
+    assert default_prompt(Run(runs / "tiny")) == "ROMEO:"  # a text file of its own: Shakespeare's
     (runs / "tiny" / "config.json").write_text("{not json")
-    assert common.default_prompt(Run(runs / "tiny")) == "ROMEO:"
+    assert default_prompt(Run(runs / "tiny")) == "ROMEO:"
     at = page("generate", run="tiny")
     assert at.text_area(key="gen-prompt").value == "ROMEO:"
     at.selectbox(key="gen-run").set_value("tang").run()  # another run: its corpus's prompt

@@ -27,6 +27,23 @@ def test_train_generate_and_list(runs, capsys):
     assert "tiny" in listing and "finished" in listing
 
 
+def test_the_generate_hint_follows_the_corpus_and_survives_the_shell(runs, capsys):
+    import subprocess
+
+    from lesson_lib.cli import _prompt_of, _shell_quoted
+    from lesson_lib.runs import Run
+
+    assert main(["train", "--data", str(runs), "--name", "tiny", *TINY]) == 0
+    assert "generate --run tiny --prompt 'ROMEO:'" in capsys.readouterr().out  # a text of its own: Shakespeare's
+    run = Run.open("tiny")
+    config = run.read_config()
+    run.write_config({**config, "data": {**config["data"], "source": "tang"}})
+    assert _prompt_of("tiny") == "春夜\n"
+    for text in ["春夜\n", "ROMEO:", "it's", "a\\b\n'c'", "$HOME `x`"]:  # what bash reads back is the text itself
+        echoed = subprocess.run(["bash", "-c", f"printf %s {_shell_quoted(text)}"], capture_output=True, text=True)
+        assert echoed.stdout == text, (text, _shell_quoted(text))
+
+
 @pytest.mark.parametrize("family", ["bigram", "mlp", "lstm"])
 def test_other_families_train_from_the_cli(runs, capsys, family):
     assert main(["train", "--data", str(runs), "--model", family, "--steps", "6", "--eval-interval", "3",

@@ -6,10 +6,11 @@ import time
 
 import plotly.graph_objects as go
 import streamlit as st
-from common import default_prompt, model, no_runs_yet, root, start_starter_button
+from common import model, no_runs_yet, root, start_starter_button
 from i18n import shown_as, t
 
 from lesson_lib import checkpoints as ckpt
+from lesson_lib.experiment import default_prompt
 from lesson_lib.runs import list_runs
 from lesson_lib.sampling import MAX_NEW_TOKENS as PACKAGE_CAP, SamplingConfig, stream_tokens
 from lesson_lib.tokenizers import UnknownCharactersError
