@@ -60,12 +60,13 @@ def main() -> None:
         config = SamplingConfig(max_new_tokens=MAX_POEM_CHARS, temperature=args.temperature, top_k=args.top_k,
                                 top_p=args.top_p, seed=args.seed)
         started = time.perf_counter()
-        poems = {
-            f"the corpus ({len(corpus.works):,})": [verse.split_poem(w.text)[1] for w in corpus.works],
-            f"the {len(prompts)} real poems behind the prompts": [verse.split_poem(w.text)[1] for w in prompts],
-            "bigram (counted on the training split)": verse.write_poems(bigram, tokenizer, titles, config),
-            f"GPT ({name})": verse.write_poems(gpt, tokenizer, titles, config),
-        }
+        with torch.no_grad():
+            poems = {
+                f"the corpus ({len(corpus.works):,})": [verse.split_poem(w.text)[1] for w in corpus.works],
+                f"the {len(prompts)} real poems behind the prompts": [verse.split_poem(w.text)[1] for w in prompts],
+                "bigram (counted on the training split)": verse.write_poems(bigram, tokenizer, titles, config),
+                f"GPT ({name})": verse.write_poems(gpt, tokenizer, titles, config),
+            }
     print(f"sampling: temperature {args.temperature}, top-k {args.top_k}, top-p {args.top_p}, seed {args.seed}; "
           f"{len(titles)} poems per model written in {time.perf_counter() - started:.0f} s")
     table = verse.poem_table(poems)
@@ -76,5 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(False)
     main()

@@ -487,6 +487,7 @@ class _NonFinite(Exception):
         self.what, self.value = what, value
 
 
+@torch.enable_grad()  # an update needs gradients even when the caller turned them off (torch.no_grad())
 def _update(train_model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, lr: float,
             data: np.ndarray, config: TrainConfig, generator: torch.Generator, device: torch.device,
             world: int) -> tuple[float, float]:

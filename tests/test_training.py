@@ -84,6 +84,15 @@ def test_run_folder_and_loss_falls(text_file, tmp_path):
     assert tokenizer.decode(tokenizer.encode("To be")) == "To be"
 
 
+def test_training_inside_no_grad_still_learns(text_file, tmp_path):
+    # a script that turns gradients off for its sampling (torch.set_grad_enabled(False)) and trains too
+    with torch.no_grad():
+        result = start_run(spec(text_file, max_steps=20, eval_interval=10), name="nograd", root=tmp_path / "runs",
+                           progress=False)
+    evals = losses(Run(tmp_path / "runs" / "nograd").metrics().records, "eval", "val_loss")
+    assert result.step == 20 and evals[20] < evals[10]
+
+
 def test_resume_equals_an_uninterrupted_run(text_file, tmp_path):
     """Stop at step 10 (as Ctrl-C does: a signal, then a checkpoint at the step boundary), resume, compare."""
     full = start_run(spec(text_file), name="full", root=tmp_path, progress=False)
