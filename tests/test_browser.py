@@ -212,8 +212,17 @@ def generate_from_the_tang_run_in_chinese(page, expect):
     assert spans.count() >= 250, spans.count()
     assert len(CJK.findall(view.inner_text())) >= 30
     # the next-token chart: its bars are labelled with Chinese characters, its title names the pick
-    texts = labels.all_text_contents()  # SVG text: no innerText
-    assert len(texts) >= 5 and sum(bool(CJK.search(t)) for t in texts) >= len(texts) // 2, texts
+    # (while Streamlit redraws, the Shakespeare run's chart can still be in the page beside the new one:
+    # wait for one chart of at most ten bars, as sampling.stream_tokens gives, most of them Chinese)
+    one_chart_js = f"""() => {{ const charts = document.querySelectorAll("[data-testid='stPlotlyChart'] .js-plotly-plot");
+                                if (charts.length !== 1) return false;
+                                const texts = Array.from(charts[0].querySelectorAll('.ytick text'), e => e.textContent);
+                                const cjk = texts.filter(t => /{CJK_CLASS}/u.test(t)).length;
+                                return texts.length >= 5 && texts.length <= 10 && cjk >= texts.length / 2 }}"""
+    try:
+        page.wait_for_function(one_chart_js, timeout=30_000, polling=100)
+    except Exception as error:
+        raise AssertionError(f"the chart's labels: {labels.all_text_contents()}") from error  # SVG text: no innerText
     expect(page.locator("[data-testid='stPlotlyChart'] .gtitle")).to_contain_text("第 1 个位置", timeout=30_000)
     # wide glyphs wrap inside the output column: neither the token view nor the chart is wider than
     # its column, nothing overflows its box, and the page does not scroll sideways
