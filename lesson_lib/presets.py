@@ -69,18 +69,21 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "precision": "bf16", "optimizer": "muon"},
     },
     "tang": {
-        "description": "char-level GPT on the Tang poems (全唐诗, simplified): about five minutes on 2 CPU cores",
+        "description": "char-level GPT on the Tang poems (全唐诗, simplified): about eight minutes on 2 CPU cores",
         "data": "tang",
         "tokenizer": "char",
         # 9,269 characters: the output layer is most of the work, and bf16 autocast makes it 1.3x faster on a
-        # CPU with AVX-512 BF16 (measured: 11,100 against 8,500 tokens/s on 2 threads); a context of 64 holds
+        # CPU with AVX-512 BF16 (measured on an earlier day: 11,100 against 8,500 tokens/s on 2 threads; on
+        # 2026-12-07 the whole recipe ran at 6,300 tokens/s, evaluation included); a context of 64 holds
         # the lines before the one being written. Rotary positions and Muon at lr 1e-2 are there for the form
         # (chapter 10; bench/tang_form.py): a poem's form is counted from its title line, a distance rotary
         # positions give attention directly. Measured on 200 titles, temperature 0.8, poems of regular form:
         # 37% without them (val 5.19), 60% with rotary (val 5.19), 75% with Muon too at lr 3e-3 (val 4.93;
         # 72% with another seed), 76% at lr 1e-2 (val 4.89; 64% with another seed), whose eighth of the steps
-        # (the notebooks' FAST run) reaches val 5.63 instead of 5.79. Same tokens; 311 s for the command on
-        # 2 threads, against 292 s (the two switches cost 9% a step)
+        # (the notebooks' FAST run) reaches val 5.63 instead of 5.79. Same tokens; on an earlier, faster day
+        # 311 s for the command on 2 threads, against 292 s (the two switches cost 9% a step); on 2026-12-07
+        # 486 s of training. 1,000 steps (345 s) end at val 4.97 with 59/57/47% regular form over three
+        # prompt seeds, against 66/65/67% after 1,500: the shorter run misses the form of the corpus
         "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0,
                   "rotary": True},
         "train": {"max_steps": 1500, "batch_size": 32, "lr": 1e-2, "min_lr": 1e-3, "warmup_steps": 50,
