@@ -82,8 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # 72% with another seed), 76% at lr 1e-2 (val 4.89; 64% with another seed), whose eighth of the steps
         # (the notebooks' FAST run) reaches val 5.63 instead of 5.79. Same tokens; on an earlier, faster day
         # 311 s for the command on 2 threads, against 292 s (the two switches cost 9% a step); on 2026-12-07
-        # 486 s of training. 1,000 steps (345 s) end at val 4.97 with 59/57/47% regular form over three
-        # prompt seeds, against 66/65/67% after 1,500: the shorter run misses the form of the corpus
+        # 486 s of training. On 2026-12-06 1,000 steps took 345 s against 462 s for 1,500, and ended at val
+        # 4.97 with 59/57/47% regular form over three prompt seeds, against 66/65/67%: too short for the form
         "model": {"family": "gpt", "block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0,
                   "rotary": True},
         "train": {"max_steps": 1500, "batch_size": 32, "lr": 1e-2, "min_lr": 1e-3, "warmup_steps": 50,
