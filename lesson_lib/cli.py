@@ -22,14 +22,15 @@ from .tokenizers import TOKENIZER_KINDS
 
 # command-line flag -> where it goes in the run spec
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "n_hidden", "context", "dropout", "qk_norm",
-                "activation_checkpointing", "rotary", "mlp", "tie_embeddings", "zero_init_head")
+                "activation_checkpointing", "rotary", "mlp", "tie_embeddings", "zero_init_head", "chunked_loss")
 _MODEL_HELP = {"qk_norm": "GPT: normalise queries and keys before attention (QK-norm)",
                "activation_checkpointing": "GPT: recompute the first N blocks in the backward pass to save memory",
                "rotary": "GPT: rotary position embeddings (RoPE) instead of a learned position table",
                "mlp": "GPT: the MLP's activation",
                "tie_embeddings": "GPT: give the output layer its own matrix instead of the token embedding's",
-               "zero_init_head": "GPT: start an untied output layer at zero"}
-_SWITCHES = ("qk_norm", "rotary", "zero_init_head")  # on when given; None when not, so the preset's value stands
+               "zero_init_head": "GPT: start an untied output layer at zero",
+               "chunked_loss": "GPT: cross-entropy a block of rows at a time (faster on a CPU with a large vocabulary)"}
+_SWITCHES = ("qk_norm", "rotary", "zero_init_head", "chunked_loss")  # on when given; None when not, so the preset's value stands
 _TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "lr": "lr", "warmup_steps": "warmup_steps",
                 "eval_interval": "eval_interval", "grad_accum": "grad_accum", "device": "device",
                 "precision": "precision", "seed": "seed", "optimizer": "optimizer"}

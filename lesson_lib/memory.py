@@ -18,8 +18,9 @@ Training holds five kinds of tensors at once, and each has its own arithmetic:
   again, one block at a time, when the backward pass recomputes it; the larger of the two moments
   is what counts. QK-norm adds the normalised queries and keys and their statistics.
 - logits: the (B, T, V) output, which the caller holds until the backward pass, plus the fp32
-  log-probabilities cross-entropy saves for its gradient. With a large vocabulary this alone can
-  be gigabytes, so it is reported on its own.
+  log-probabilities cross-entropy saves for its gradient (a GPT with `chunked_loss` saves the
+  gradient itself instead, in the logits' dtype). With a large vocabulary this alone can be
+  gigabytes, so it is reported on its own.
 
 Their sum is what a step holds at its fullest, as a backward pass begins with the gradients of
 earlier micro-batches and the optimizer state already there.
@@ -99,9 +100,15 @@ def predict_training_memory(model_spec: dict[str, Any], batch_size: int, grad_ac
         gradients=FP32 * n_trainable,
         optimizer_state=_optimizer_state(family, config, trainable, optimizer),
         activations=_ACTIVATIONS[family](config, B, 2 if half else FP32, device.type == "cuda"),
-        # logits + fp32 log-probabilities + the targets and a scalar weight total kept by the loss
-        logits=logit_size * B * T * V + FP32 * B * T * V + INT64 * B * T + FP32,
+        logits=_logit_bytes(family, config, logit_size, B * T * V, B * T),
     )
+
+
+def _logit_bytes(family: str, c, logit_size: int, n_logits: int, n_targets: int) -> int:
+    if family == "gpt" and c.chunked_loss:  # the logits + their gradient, which the chunked loss saves
+        return 2 * logit_size * n_logits
+    # the logits + fp32 log-probabilities + the targets and a scalar weight total kept by the loss
+    return logit_size * n_logits + FP32 * n_logits + INT64 * n_targets + FP32
 
 
 def _optimizer_state(family: str, c, trainable: list[int], optimizer: str) -> int:

@@ -36,7 +36,7 @@ def test_activation_checkpointing_outside_zero_to_n_layer_is_refused(value):
 
 
 @pytest.mark.parametrize("field, value", [("activation_checkpointing", 1.0), ("activation_checkpointing", True),
-                                          ("qk_norm", 1), ("qk_norm", "yes")])
+                                          ("qk_norm", 1), ("qk_norm", "yes"), ("chunked_loss", 1)])
 def test_the_switches_check_their_types(field, value):
     with pytest.raises(TypeError, match=rf"GPTConfig\.{field}"):
         GPTConfig(**{field: value})  # built directly
@@ -49,7 +49,8 @@ def test_the_switches_default_off_and_round_trip_through_the_spec():
     model = gpt(qk_norm=True, activation_checkpointing=3)
     spec = model_spec(model)
     assert spec == {**SMALL, "dropout": 0.0, "bias": False, "qk_norm": True, "activation_checkpointing": 3,
-                    "rotary": False, "mlp": "gelu", "tie_embeddings": True, "zero_init_head": False}
+                    "rotary": False, "mlp": "gelu", "tie_embeddings": True, "zero_init_head": False,
+                    "chunked_loss": False}
     rebuilt = build_model(spec)
     assert rebuilt.config == model.config
     rebuilt.load_state_dict(model.state_dict())  # the same parameters, names included
@@ -431,3 +432,53 @@ def test_the_speedrun_flags_go_into_the_model_spec_and_train(runs_root, text_fil
     capsys.readouterr()
     assert main(["train", "--resume", "sped", "--untied-head"]) == 2
     assert "(got --untied-head)" in capsys.readouterr().err
+
+
+# --- the chunked loss ---
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows, vocab", [(64, 300), (5, 3), (1, 1)])
+def test_the_chunked_loss_equals_cross_entropy_in_value_and_gradient(dtype, rows, vocab):
+    from lesson_lib.models.base import chunked_cross_entropy
+
+    generator = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(rows, vocab, generator=generator)).to(dtype).requires_grad_()
+    targets = torch.randint(0, vocab, (rows,), generator=generator)
+    targets[::4] = -1  # ignored, as padding is
+    before = logits.detach().clone()
+    want = F.cross_entropy(logits.float(), targets, ignore_index=-1)
+    (want_grad,) = torch.autograd.grad(2.5 * want, logits)
+    got = chunked_cross_entropy(logits, targets, block_elements=2 * vocab)  # two rows a block: many blocks
+    (got_grad,) = torch.autograd.grad(2.5 * got, logits)
+    assert got.dtype == torch.float32 and got_grad.dtype == dtype
+    assert torch.equal(logits.detach(), before)  # worked on copies of its blocks, never the caller's logits
+    if rows == 1:  # the one row is ignored: no target left, so no mean, as F.cross_entropy says
+        assert math.isnan(got.item()) and math.isnan(want.item())
+        return
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert torch.allclose(got_grad.float(), want_grad.float(), rtol=1e-2 if dtype == torch.bfloat16 else 1e-5,
+                          atol=1e-7)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_gpt_with_the_chunked_loss_trains_as_one_without(precision):
+    from lesson_lib.device import autocast
+
+    idx, targets = batch()
+    plain, chunked = gpt(rotary=True), gpt(rotary=True, chunked_loss=True)
+    chunked.load_state_dict(plain.state_dict())
+    losses = []
+    for model in (plain, chunked):
+        with autocast(torch.device("cpu"), precision):
+            _, loss = model(idx, targets)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    for (name, a), b in zip(plain.named_parameters(), chunked.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-3, atol=1e-6), name
+
+
+def test_the_chunked_loss_flag_goes_into_the_model_spec():
+    spec = build_spec(_parser().parse_args(["train", "--chunked-loss"]))
+    assert spec["model"]["chunked_loss"] is True
+    assert "chunked_loss" not in build_spec(_parser().parse_args(["train"]))["model"]

@@ -88,6 +88,8 @@ CASES += [({**SWITCHED, **extra}, 3, precision, 0) for extra, precision in [
     ({"mlp": "swiglu", "bias": True}, "fp32"),
     ({"mlp": "swiglu", "dropout": 0.1}, "bf16"),
     ({"tie_embeddings": False, "zero_init_head": True}, "bf16"),
+    ({"rotary": True, "chunked_loss": True}, "fp32"),
+    ({"rotary": True, "chunked_loss": True}, "bf16"),
     ({"rotary": True, "qk_norm": True, "mlp": "swiglu", "tie_embeddings": False, "activation_checkpointing": 3},
      "fp32"),
 ]]

@@ -43,6 +43,55 @@ def check_dropout(config: Any) -> None:
                          "of activations zeroed in training (1 would zero them all); use 0 for none")
 
 
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy whose gradient is computed in the forward pass, a block of rows at a time.
+
+    `F.cross_entropy(logits.float(), ...)` makes an fp32 copy of the (N, V) logits, saves fp32
+    log-probabilities of the same size and reads both again in the backward pass: with a large
+    vocabulary these passes over memory cost more than the output layer's matmul on a CPU. Here
+    each block of rows is made fp32 while it is in cache, its loss and its gradient (softmax minus
+    the one-hot target, over the count of targets) are taken at once, and only the gradient is
+    kept, in the logits' own dtype (the bf16 the old path rounds to as well). Targets of -1 are
+    ignored, as in `F.cross_entropy(ignore_index=-1)`.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        keep = targets != -1
+        count = keep.sum()
+        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        grad = torch.empty_like(logits)
+        for start in range(0, logits.size(0), rows):
+            block = logits[start:start + rows].to(torch.float32, copy=True)  # a copy: worked on in place below
+            target, kept = targets[start:start + rows], keep[start:start + rows]
+            index = target.clamp_min(0).unsqueeze(1)
+            picked = block.gather(1, index).squeeze(1)  # the target's logit
+            top = block.amax(dim=1, keepdim=True)
+            e = block.sub_(top).exp_()  # exp(logit - max), in the block's own storage: one exp per logit
+            total_exp = e.sum(dim=1, keepdim=True)
+            total += ((top + total_exp.log()).squeeze(1) - picked).mul(kept).sum()  # log-sum-exp - target logit
+            weight = (kept / count).unsqueeze(1)  # each kept row's share of the mean
+            e.mul_(weight / total_exp).scatter_add_(1, index, -weight)  # (softmax - one-hot) / count
+            grad[start:start + rows] = e
+        ctx.save_for_backward(grad)
+        return total / count  # nan when every target is ignored, as F.cross_entropy gives
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss.to(grad.dtype), None, None
+
+
+def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, block_elements: int = 1 << 18) -> torch.Tensor:
+    """`F.cross_entropy(logits.float(), targets, ignore_index=-1)` for logits (N, V) and targets (N,),
+    the same value and gradient (to rounding), computed in blocks of about `block_elements` logits
+    (1 MiB in fp32) so that the fp32 work stays in cache. Under `torch.compile` it is the plain loss,
+    which the compiler fuses itself."""
+    if torch.compiler.is_compiling():
+        return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+    return _ChunkedCrossEntropy.apply(logits, targets, max(1, block_elements // logits.size(-1)))
+
+
 class LanguageModel(nn.Module):
     """Base class: `forward(idx, targets=None) -> (logits, loss)`.
 

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes
+from .base import WINDOW_AND_VOCAB, LanguageModel, check_dropout, check_sizes, chunked_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class GPTConfig:
     mlp: str = "gelu"  # the MLP's activation: gelu | relu2 (ReLU squared) | swiglu (gated, SiLU)
     tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
     zero_init_head: bool = False  # an untied output layer starts at zero (uniform first predictions)
+    chunked_loss: bool = False  # cross-entropy a block of rows at a time (faster on a CPU when V is large)
 
     def __post_init__(self):
         check_sizes(self, **{**WINDOW_AND_VOCAB, "block_size": "the context must hold at least one token"},
@@ -70,7 +71,7 @@ class GPTConfig:
                              f"each head gets n_embd / n_head channels. Use an n_embd of {near}, or a head "
                              f"count that divides {self.n_embd}")
         check_dropout(self)
-        for name in ("qk_norm", "rotary", "tie_embeddings", "zero_init_head"):
+        for name in ("qk_norm", "rotary", "tie_embeddings", "zero_init_head", "chunked_loss"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"GPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if self.mlp not in MLP_KINDS:
@@ -276,6 +277,11 @@ class GPT(LanguageModel):
         padded targets the value -1: the loss ignores them."""
         logits, _ = self.forward_cached(idx, None, attention_mask)
         return logits, self.loss_from_logits(logits, targets)
+
+    def loss_from_logits(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+        if targets is None or not self.config.chunked_loss:
+            return super().loss_from_logits(logits, targets)
+        return chunked_cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
 
     def forward_cached(self, idx, cache: KVCache | None, attention_mask: torch.Tensor | None = None):
         self.check_input(idx)
