@@ -88,7 +88,7 @@ def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, block_ele
     (1 MiB in fp32) so that the fp32 work stays in cache. Under `torch.compile` it is the plain loss,
     which the compiler fuses itself."""
     if torch.compiler.is_compiling():
-        return F.cross_entropy(logits.float(), targets, ignore_index=-1)
+        return LanguageModel.loss_from_logits(logits, targets)
     return _ChunkedCrossEntropy.apply(logits, targets, max(1, block_elements // logits.size(-1)))
 
 
