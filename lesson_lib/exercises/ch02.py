@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn as nn
 
-from . import Wrong, expect_close, exercise
+from .core import Wrong, as_number, describe, expect_close, expect_shape, exercise
 
 
 def _gradients(seed: int) -> list[torch.Tensor]:
@@ -19,8 +19,7 @@ def _gradients(seed: int) -> list[torch.Tensor]:
 def _global_norm(answer, seed):
     grads = _gradients(seed)
     expected = torch.cat([g.flatten() for g in grads]).norm().item()
-    got = answer([g.clone() for g in grads])
-    got = float(got)
+    got = as_number(answer([g.clone() for g in grads]), "the global norm")
     if abs(got - sum(g.norm().item() for g in grads)) < 1e-9:
         raise Wrong("that adds up the norms of the tensors; the global norm is the norm of all the gradients "
                     "taken as one vector")
@@ -39,10 +38,11 @@ def _clip(answer, seed):
         nn.utils.clip_grad_norm_(reference, max_norm)
         got = answer([g.clone() for g in grads], max_norm)
         if not isinstance(got, (list, tuple)) or len(got) != len(grads):
-            raise Wrong(f"return the list of {len(grads)} clipped gradients, in order")
+            raise Wrong(f"return the list of {len(grads)} clipped gradients, in order; got {describe(got)}")
+        shaped = [expect_shape(a, tuple(g.shape), f"clipped gradient {i} (max_norm={max_norm:g})")
+                  for i, (a, g) in enumerate(zip(got, grads))]
         per_tensor = [g * min(1.0, max_norm / (g.norm().item() + 1e-6)) for g in grads]
-        if max_norm < 1 and all(torch.allclose(torch.as_tensor(a, dtype=torch.float64), b)
-                                for a, b in zip(got, per_tensor)):
+        if max_norm < 1 and all(torch.allclose(a, b) for a, b in zip(shaped, per_tensor)):
             raise Wrong("each tensor was clipped on its own: scale all of them by one factor, from the global norm, "
                         "so the direction of the whole gradient is kept")
         for i, (a, p) in enumerate(zip(got, reference)):
@@ -81,9 +81,13 @@ def _loop(answer, seed):
     model = make_model()
     got = answer(model, batches, 0.1, 0.25)
     if not isinstance(got, (list, tuple)) or len(got) != len(batches):
-        raise Wrong(f"return the list of the {len(batches)} losses, one per batch, each before its update")
-    if not all(isinstance(x, float) and math.isfinite(x) for x in got):
-        raise Wrong("the losses should be Python floats (loss.item())")
+        raise Wrong(f"return the list of the {len(batches)} losses, one per batch, each before its update; "
+                    f"got {describe(got)}")
+    if any(isinstance(x, torch.Tensor) for x in got):
+        raise Wrong("the losses should be Python floats (loss.item()), not tensors")
+    got = [as_number(x, f"loss {i}") for i, x in enumerate(got)]
+    if not all(math.isfinite(x) for x in got):
+        raise Wrong("some losses are NaN or infinite")
     if abs(got[0] - expected[0]) > 1e-6:
         raise Wrong("the first loss differs already: compute the mean squared error of model(x) against y, "
                     "before any update")
@@ -91,4 +95,4 @@ def _loop(answer, seed):
     if max(abs(a - b) for a, b in zip(got, unclipped)) < 1e-6:
         raise Wrong("the losses are those of training without clipping: clip the global norm after backward, "
                     "before the update")
-    expect_close(torch.tensor(got), torch.tensor(expected), "the losses", rtol=1e-5, atol=1e-6)
+    expect_close(torch.tensor([float(x) for x in got]), torch.tensor(expected), "the losses", rtol=1e-5, atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import Wrong, expect_close, expect_shape, exercise
+from .core import Wrong, describe, expect_close, expect_shape, exercise
 
 
 @exercise("ch04.sigmoid-derivative", "the derivative of the sigmoid", level=1)
@@ -13,10 +13,11 @@ def _sigmoid_derivative(answer, seed):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(20, generator=g, dtype=torch.float64) * 3).requires_grad_()
     torch.sigmoid(x).sum().backward()
-    got = expect_shape(answer(x.detach().clone()), (20,), "σ'(x)")
+    raw = answer(x.detach().clone())
+    got = expect_shape(raw, (20,), "σ'(x)")
     if torch.allclose(got, torch.sigmoid(x.detach())):
         raise Wrong("that is σ(x) itself; differentiate it")
-    expect_close(got, x.grad, "σ'(x)")
+    expect_close(raw, x.grad, "σ'(x)")
 
 
 @exercise("ch04.tanh-layer-backward", "one layer's backward pass, by hand", level=2)
@@ -31,11 +32,10 @@ def _layer_backward(answer, seed):
     h.backward(grad_h)
     got = answer(x.detach().clone(), W.detach().clone(), b.detach().clone(), grad_h.clone())
     if not isinstance(got, (tuple, list)) or len(got) != 3:
-        raise Wrong("return three tensors: (grad_x, grad_W, grad_b)")
+        raise Wrong(f"return three tensors: (grad_x, grad_W, grad_b); got {describe(got)}")
     grad_x, grad_W, grad_b = got
-    expect_shape(grad_W, (n_out, n_in), "grad_W")
     no_tanh = grad_h.T @ x.detach()
-    if torch.allclose(torch.as_tensor(grad_W, dtype=torch.float64), no_tanh):
+    if torch.allclose(expect_shape(grad_W, (n_out, n_in), "grad_W"), no_tanh):
         raise Wrong("grad_W ignores the tanh: multiply the incoming gradient by tanh'(z) = 1 - h² first")
     expect_close(grad_b, b.grad, "grad_b")
     expect_close(grad_W, W.grad, "grad_W")
@@ -58,8 +58,9 @@ def _adam(answer, seed):
         optimizer.step()
         out = answer(mine.clone(), grad.clone(), m.clone(), v.clone(), t, lr, beta1, beta2, eps)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise Wrong("return (new_param, new_m, new_v)")
-        mine, m, v = (torch.as_tensor(x, dtype=torch.float64) for x in out)
+            raise Wrong(f"return (new_param, new_m, new_v); got {describe(out)}")
+        names = ("new_param", "new_m", "new_v")
+        mine, m, v = (expect_shape(x, (5,), f"{name} after step {t}") for x, name in zip(out, names))
         if t == 1:
             raw = start - lr * (1 - beta1) * grad / ((((1 - beta2) * grad**2).sqrt()) + eps)
             if torch.allclose(mine, raw):
@@ -75,7 +76,8 @@ def _sgns(answer, seed):
     center, context = torch.randn(C, generator=g, dtype=torch.float64), torch.randn(C, generator=g, dtype=torch.float64)
     negatives = torch.randn(K, C, generator=g, dtype=torch.float64)
     expected = -F.logsigmoid(center @ context) - F.logsigmoid(-(negatives @ center)).sum()
-    got = expect_shape(answer(center.clone(), context.clone(), negatives.clone()), (), "the loss")
+    raw = answer(center.clone(), context.clone(), negatives.clone())
+    got = expect_shape(raw, (), "the loss")
     flipped = -F.logsigmoid(center @ context) - F.logsigmoid(negatives @ center).sum()
     if torch.allclose(got, flipped):
         raise Wrong("the negatives are pulled closer: their term is log σ(-u·n), not log σ(u·n)")
@@ -83,4 +85,4 @@ def _sgns(answer, seed):
     if torch.allclose(got, softmax):
         raise Wrong("that is a softmax over the context and the negatives; negative sampling scores each pair "
                     "on its own with a sigmoid (erratum 5)")
-    expect_close(got, expected, "the loss")
+    expect_close(raw, expected, "the loss")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from . import Wrong, expect_close, exercise
+from .core import Wrong, as_number, describe, expect_close, exercise
 
 
 @exercise("ch05.one-hot-bytes", "the memory of one-hot labels", level=1)
@@ -15,7 +15,7 @@ def _one_hot_bytes(answer, seed):
     rng = np.random.default_rng(seed)
     for _ in range(3):
         n, vocab = int(rng.integers(1_000, 10**6)), int(rng.integers(1_000, 3 * 10**6))
-        got = answer(n, vocab)
+        got = as_number(answer(n, vocab), "the number of bytes")
         if got == n * vocab:
             raise Wrong("that counts the entries; each is a float32 of 4 bytes")
         if got != 4 * n * vocab:
@@ -28,7 +28,7 @@ def _bits_per_char(answer, seed):
     for _ in range(3):
         loss, chars_per_token = float(rng.uniform(1, 6)), float(rng.uniform(1, 6))
         expected = loss / math.log(2) / chars_per_token
-        got = answer(loss, chars_per_token)
+        got = as_number(answer(loss, chars_per_token), "bits per character")
         if abs(got - loss / math.log(2)) < 1e-9:
             raise Wrong("that is bits per token: a token here covers several characters")
         if abs(got - loss / chars_per_token) < 1e-9:
@@ -47,7 +47,7 @@ def _lstm_cell(answer, seed):
         h_ref, c_ref = cell(x, (h, c))
     got = answer(x, h, c, cell.weight_ih.detach().clone(), cell.weight_hh.detach().clone(), bias.clone())
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise Wrong("return (new_h, new_c)")
+        raise Wrong(f"return (new_h, new_c); got {describe(got)}")
     expect_close(got[1], c_ref, "the new cell state c (gates in PyTorch's order: input, forget, cell, output)")
     expect_close(got[0], h_ref, "the new hidden state h = o * tanh(c)")
 
@@ -62,7 +62,8 @@ def _gpt_params(answer, seed):
         spec = {"family": "gpt", "vocab_size": int(rng.integers(20, 300)), "block_size": int(rng.integers(8, 129)),
                 "n_layer": int(rng.integers(1, 7)), "n_head": heads, "n_embd": heads * int(rng.integers(2, 17))}
         expected = build_model(spec).num_params()
-        got = answer(spec["vocab_size"], spec["block_size"], spec["n_layer"], spec["n_embd"])
+        got = as_number(answer(spec["vocab_size"], spec["block_size"], spec["n_layer"], spec["n_embd"]),
+                        "the number of parameters")
         if got == expected + spec["vocab_size"] * spec["n_embd"]:
             raise Wrong("the output layer shares its weight with the token embedding (weight tying): count it once")
         if got != expected:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import Wrong, expect_close, expect_shape, exercise
+from .core import Wrong, as_number, describe, expect_close, expect_shape, exercise
 
 
 def _confusion(seed: int) -> np.ndarray:
@@ -42,7 +42,7 @@ def _macro_f1(answer, seed):
 
     matrix = _confusion(seed)
     true, pred = _from_confusion(matrix)
-    got = float(answer(matrix.copy()))
+    got = as_number(answer(matrix.copy()), "macro-F1")
     if abs(got - f1_score(true, pred, average="micro")) < 1e-9 or abs(got - accuracy_score(true, pred)) < 1e-9:
         raise Wrong("that is accuracy (micro-F1): macro-F1 is the plain mean of the F1 of each class")
     if abs(got - f1_score(true, pred, average="weighted")) < 1e-9:
@@ -70,7 +70,7 @@ def _training_time(answer, seed):
     n, d = float(rng.uniform(1e6, 1e9)), float(rng.uniform(1e8, 1e11))
     devices, peak, mfu = int(rng.integers(1, 9)), float(rng.uniform(1e11, 1e15)), float(rng.uniform(0.2, 0.6))
     expected = 6 * n * d / (devices * peak * mfu)
-    got = answer(n, d, devices, peak, mfu)
+    got = as_number(answer(n, d, devices, peak, mfu), "the seconds")
     if abs(got - expected) <= 1e-9 * expected:
         return
     if abs(got - expected * mfu) <= 1e-9 * expected:
@@ -91,7 +91,8 @@ def _padding_mask(answer, seed):
     expected = causal[None] & real[:, None, :]  # (B, T_query, T_key)
     got = answer(lengths.clone(), T)
     if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
-        raise Wrong("return a boolean tensor: True where a query position may attend to a key position")
+        raise Wrong("return a boolean tensor: True where a query position may attend to a key position; got "
+                    f"{'a tensor of ' + str(got.dtype) if isinstance(got, torch.Tensor) else describe(got)}")
     expect_shape(got, (4, T, T), "the mask (batch, query, key)")
     if torch.equal(got, causal.expand(4, T, T)):
         raise Wrong("that is the causal mask alone: the padding positions must not be attended to either")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Wrong, exercise
+from .core import Wrong, describe, exercise
 
 # characters the made-up poems are written with (any would do: the checks look only at the shape)
 _CHARS = "春风明月山水花江云夜天人秋雨归客长城白日孤舟寒烟草木深故乡千里万家清光落叶"
@@ -47,7 +47,7 @@ def _line_lengths(answer, seed):
         try:
             got = [int(n) for n in got]
         except (TypeError, ValueError):
-            raise Wrong(f"return a list of whole numbers, one per verse; got {type(got).__name__}") from None
+            raise Wrong(f"return a list of whole numbers, one per verse; got {describe(got)}") from None
         if got == [n + 1 for n in expected]:
             raise Wrong("each count includes the mark that ends the verse (， or 。): count the characters only")
         lines = [line for line in body.split("\n") if line]
@@ -85,18 +85,23 @@ def _alternates(body: str) -> bool:
 @exercise("ch10.alternating", "，and 。 taking turns", level=2)
 def _alternating(answer, seed):
     rng = np.random.default_rng(seed)
-    for body in [_alternating_case(rng) for _ in range(40)]:
-        expected, got = _alternates(body), answer(body)
+
+    def ask(body: str) -> bool:
+        got = answer(body)
         if not isinstance(got, (bool, np.bool_)):
-            raise Wrong(f"return True or False, got {type(got).__name__}")
+            raise Wrong(f"return True or False, got {describe(got)}")
+        return bool(got)
+
+    for body in [_alternating_case(rng) for _ in range(40)]:
+        expected, got = _alternates(body), ask(body)
         if got == expected:
             continue
         # what kind of rule was written instead: asked of three poems that each break the rule one way
-        if answer("春风明月山，水花江云夜，\n天人秋雨归。长城白日孤。"):
+        if ask("春风明月山，水花江云夜，\n天人秋雨归。长城白日孤。"):
             raise Wrong("as many ， as 。 is not enough: they must take turns, verse after verse")
-        if answer("春风明月山。水花江云夜，\n天人秋雨归。长城白日孤，"):
+        if ask("春风明月山。水花江云夜，\n天人秋雨归。长城白日孤，"):
             raise Wrong("taking turns is not enough either: the first verse ends in ，, the second in 。")
-        if answer("春风明月山，水花江云夜！\n天人秋雨归，长城白日孤。"):
+        if ask("春风明月山，水花江云夜！\n天人秋雨归，长城白日孤。"):
             raise Wrong("a verse ending in ！ or ？ breaks the pattern: only ， and 。 take turns")
         marks = "".join(ch for ch in body if ch in "，。！？；")
         raise Wrong(f"a poem whose verses end in {marks} should give {expected}, not {bool(got)}")
@@ -154,18 +159,22 @@ def _even_line_rhyme(answer, seed):
         return (f"春风明月{ends[0]}，水花江云{ends[1]}。\n"
                 f"天人秋雨{ends[2]}，长城白日{ends[3]}。")
 
-    for body in [_rhyme_case(rng, table) for _ in range(40)]:
-        expected, got = _one_group({group_of(c) for c in _ends(body, 1)}), answer(body, group_of)
+    def ask(body: str) -> bool:
+        got = answer(body, group_of)
         if not isinstance(got, (bool, np.bool_)):
-            raise Wrong(f"return True or False, got {type(got).__name__}")
+            raise Wrong(f"return True or False, got {describe(got)}")
+        return bool(got)
+
+    for body in [_rhyme_case(rng, table) for _ in range(40)]:
+        expected, got = _one_group({group_of(c) for c in _ends(body, 1)}), ask(body)
         if got == expected:
             continue
         # what was looked up instead: asked of three poems that each catch one mistake
-        if answer(poem([a, a, a, b]), group_of):
+        if ask(poem([a, a, a, b])):
             raise Wrong("the rhyme falls on the even lines (the 2nd, 4th, ...), the ones that end in 。")
-        if answer(poem([a, unknown, b, unknown]), group_of):
+        if ask(poem([a, unknown, b, unknown])):
             raise Wrong("a character whose rhyme group is unknown (group_of gives None) rhymes with nothing")
-        if not answer(poem([b, a, b, a]), group_of):
+        if not ask(poem([b, a, b, a])):
             raise Wrong("look up the last character before each 。, not the mark itself")
         even = _ends(body, 1)
         raise Wrong(f"a poem whose even lines end in {''.join(even)} (groups {[group_of(c) for c in even]}) "
