@@ -10,8 +10,11 @@
 
 A checkpoint is written into a hidden temporary folder, every file and the folder fsynced, then
 renamed into place: a crash, a kill or a full disk mid-save leaves the previous checkpoints intact,
-and one saved again at the same step replaces the old one only once the new one is complete. Only
-the process holding the run's writer lock (see `runs.Run`) saves or prunes.
+and one saved again at the same step replaces the old one only once the new one is complete. A
+checkpoint is pruned the same way in reverse: renamed out of the listing first, deleted after, so a
+kill mid-delete leaves a hidden leftover that the next prune removes, never a half checkpoint. Only
+the process holding the run's writer lock (see `runs.Run`) saves or prunes, and neither goes through
+a symbolic link.
 """
 from __future__ import annotations
 
@@ -30,24 +33,40 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .fileio import fsync_dir, fsync_file, read_json, write_json
+from .fileio import DamagedFile, fsync_dir, fsync_file, read_json, read_json_object, refuse_link, write_json
 
 _PREFIX = "step_"
-_NAME = re.compile(r"^step_\d{7,}$")
-_TEMPORARY = re.compile(r"^\.(tmp|old)-(\d+)-")  # .tmp-<pid>-...: being written; .old-<pid>-...: being replaced
+_NAME = re.compile(r"step_\d{7,}")  # matched whole (fullmatch): "step_0000010\n" is not a checkpoint's name
+# .tmp-<pid>-...: being written; .old-<pid>-...: being replaced; .del-<pid>-...: being deleted
+_TEMPORARY = re.compile(r"\.(tmp|old|del)-(\d+)-")
 
 
 def checkpoint_name(step: int) -> str:
     return f"{_PREFIX}{step:07d}"
 
 
-def list_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints in a run's checkpoints folder, oldest first (temporary folders are ignored)."""
+def is_checkpoint_name(name: str) -> bool:
+    return _NAME.fullmatch(name) is not None
+
+
+def _step_folders(folder: Path) -> list[Path]:
+    """Every folder named like a checkpoint (complete or not), oldest first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if _NAME.match(p.name) and (p / "meta.json").exists()]
-    return sorted(found, key=lambda p: p.name)
+    return sorted((p for p in folder.iterdir() if is_checkpoint_name(p.name) and p.is_dir()), key=lambda p: p.name)
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints in a run's checkpoints folder, oldest first (temporary folders are ignored).
+
+    Complete means its meta.json is there; whether its files read back is `newest_loadable`'s question."""
+    return [p for p in _step_folders(folder) if (p / "meta.json").is_file()]
+
+
+def incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Folders named like a checkpoint that lack their meta.json (damaged by hand, or a disk error)."""
+    return [p for p in _step_folders(folder) if not (p / "meta.json").is_file()]
 
 
 def rng_state() -> dict[str, Any]:
@@ -84,8 +103,10 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[st
     holds only pieces of its weights, and rank 0 gathers them first.
     """
     folder = Path(folder)
+    refuse_link(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / checkpoint_name(int(meta["step"]))
+    refuse_link(final)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".tmp-{os.getpid()}-"))
     try:
         _save_weights(model, tmp / "model.safetensors", weights)
@@ -161,7 +182,7 @@ def recover(folder: Path) -> None:
     for old in folder.glob(".old-*"):
         match = _TEMPORARY.match(old.name)
         name = old.name[match.end():] if match else ""
-        if _NAME.match(name) and not (folder / name).exists() and not _may_be_writing(int(match.group(2))):
+        if is_checkpoint_name(name) and not (folder / name).exists() and not _may_be_writing(int(match.group(2))):
             old.rename(folder / name)
 
 
@@ -172,7 +193,7 @@ def read_best(folder: Path) -> dict[str, Any] | None:
         best = read_json(path)
     except (FileNotFoundError, ValueError):
         return None
-    if not isinstance(best, dict) or not _NAME.match(str(best.get("name", ""))):
+    if not isinstance(best, dict) or not is_checkpoint_name(str(best.get("name", ""))):
         return None  # also refuses "../../elsewhere": best.json never leads out of its folder
     val = best.get("val_loss")
     if isinstance(val, bool) or not isinstance(val, (int, float)):
@@ -181,20 +202,40 @@ def read_best(folder: Path) -> dict[str, Any] | None:
 
 
 def prune(folder: Path, keep_last: int) -> None:
-    """Delete checkpoints beyond the last `keep_last` (never the best), and temporary folders left by
-    writers that have died. A live process's temporary folder is never touched."""
+    """Delete checkpoints beyond the last `keep_last` (never the best), incomplete ones older than the
+    newest complete one, and temporary folders left by writers that have died. A live process's
+    temporary folder is never touched, and an incomplete folder newer than every complete checkpoint
+    is kept for its owner to look at.
+
+    Each is renamed to a hidden `.del-<pid>-` name before it is deleted: a kill mid-delete leaves a
+    leftover the next prune removes, not a checkpoint with some of its files gone."""
     folder = Path(folder)
+    refuse_link(folder)
     checkpoints = list_checkpoints(folder)
     best = read_best(folder)
     protected = {p.name for p in checkpoints[-max(keep_last, 1):]} | ({best["name"]} if best else set())
-    for p in checkpoints:
-        if p.name not in protected:
-            shutil.rmtree(p, ignore_errors=True)
+    doomed = [p for p in checkpoints if p.name not in protected]
+    if checkpoints:
+        doomed += [p for p in incomplete_checkpoints(folder) if p.name < checkpoints[-1].name]
+    for p in doomed:
+        _delete(p)
     recover(folder)
-    for leftover in folder.glob(".tmp-*"):
+    for leftover in [*folder.glob(".tmp-*"), *folder.glob(".del-*")]:
         match = _TEMPORARY.match(leftover.name)
-        if match and not _may_be_writing(int(match.group(2))):
+        if match and (match.group(1) == "del" or not _may_be_writing(int(match.group(2)))):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _delete(checkpoint: Path) -> None:
+    """Take a checkpoint out of the listing at once (a rename), then delete its files."""
+    if checkpoint.is_symlink():
+        return  # refused by the writer's checks; never followed
+    doomed = checkpoint.with_name(f".del-{os.getpid()}-{checkpoint.name}")
+    try:
+        checkpoint.rename(doomed)
+    except OSError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _may_be_writing(pid: int) -> bool:
@@ -264,11 +305,11 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
 def newest_loadable(folder: Path) -> tuple[Path | None, list[tuple[str, str]]]:
     """The newest checkpoint whose every file reads back, and the (name, reason) of newer ones that do not.
 
-    Resuming starts from it: a checkpoint damaged on disk (a torn file, a bad sector, a hand edit)
-    costs the steps since the one before it, not the run.
+    Resuming starts from it: a checkpoint damaged on disk (a torn file, a bad sector, a hand edit, a
+    missing meta.json) costs the steps since the one before it, not the run.
     """
     skipped = []
-    for checkpoint in reversed(list_checkpoints(folder)):
+    for checkpoint in reversed(_step_folders(folder)):
         try:
             meta = read_meta(checkpoint)
             state = load_trainer_state(checkpoint)
@@ -283,7 +324,19 @@ def newest_loadable(folder: Path) -> tuple[Path | None, list[tuple[str, str]]]:
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
-    return read_json(Path(checkpoint) / "meta.json")
+    """A checkpoint's meta.json, checked to hold its step and its model's spec (with the family);
+    else DamagedFile naming the file."""
+    path = Path(checkpoint) / "meta.json"
+    what_to_do = "pick another checkpoint (--checkpoint STEP), or resume the run: it skips damaged checkpoints"
+    meta = read_json_object(path, what_to_do)
+    step = meta.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise DamagedFile(f"{path} is damaged: its step {step!r} is not a whole number; {what_to_do}")
+    model = meta.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("family"), str):
+        found = "is missing" if model is None else "has no model family"
+        raise DamagedFile(f"{path} is damaged: its model spec {found}; {what_to_do}")
+    return meta
 
 
 def size_on_disk(folder: Path) -> int | None:

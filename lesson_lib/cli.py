@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default=None, help="start from this preset (default: starter's settings)")
     t.add_argument("--name", help="run folder name (default: the preset or model name, made unique)")
     t.add_argument("--resume", metavar="RUN", help="continue this run from its latest checkpoint")
+    t.add_argument("--overwrite", action="store_true", default=None,
+                   help="with --name: erase a run of that name (its checkpoints too) and start again")
+    t.add_argument("--allow-changed-data", action="store_true", default=None,
+                   help="with --resume: continue even though the run's text file has changed since it started")
     t.add_argument("--spec", metavar="FILE", help="a run spec as JSON (the shape of a preset); flags apply on top")
     t.add_argument("--data", help="'shakespeare' or the path of any UTF-8 .txt file")
     t.add_argument("--model", choices=list(FAMILIES), help="model family")
@@ -155,14 +159,21 @@ def _train(args) -> int:
 
     if args.resume:
         given = [flag for flag in ("preset", "name", "spec", "data", "model", "tokenizer", "vocab_size", "init_vectors",
-                                   "fsdp", "tensorboard", *_MODEL_FLAGS,
+                                   "fsdp", "tensorboard", "overwrite", *_MODEL_FLAGS,
                                    *(f for f in _TRAIN_FLAGS if f != "steps")) if getattr(args, flag) is not None]
         if given:
-            raise ValueError(f"--resume takes only --steps (and --quiet): a run keeps the settings it started with "
+            raise ValueError(f"--resume takes only --steps, --allow-changed-data and --quiet: a run keeps the settings it "
+                             f"started with "
                              f"(got --{'untied-head' if given[0] == 'tie_embeddings' else given[0].replace('_', '-')})")
-        result = resume_run(args.resume, max_steps=args.steps, callback=_say, progress=not args.quiet)
+        result = resume_run(args.resume, max_steps=args.steps, callback=_say, progress=not args.quiet,
+                            allow_changed_data=bool(args.allow_changed_data))
     else:
-        result = start_run(build_spec(args), name=args.name, callback=_say, progress=not args.quiet)
+        if args.allow_changed_data:
+            raise ValueError("--allow-changed-data goes with --resume: a new run records the text it starts on")
+        if args.overwrite and not args.name:
+            raise ValueError("--overwrite needs --name: the run to erase and start again")
+        result = start_run(build_spec(args), name=args.name, callback=_say, progress=not args.quiet,
+                           overwrite=bool(args.overwrite))
     run_name = result.run
     val = f"{result.last_val_loss:.4f}" if result.last_val_loss is not None else "n/a"
     print(f"{result.status}: run {run_name!r}, step {result.step}, val loss {val}, {result.elapsed:.1f} s")
@@ -216,12 +227,17 @@ def _runs(args) -> int:
         return 0
     header = f"{'name':24s} {'model':7s} {'params':>9s} {'tok':5s} {'steps':>6s} {'best val':>9s} {'ckpts':>5s}  status"
     print(header)
-    for run in runs:
+    damaged = []
+    for run in runs:  # one damaged run never hides the others: summary() says what it could not read
         s = run.summary()
         best = f"{s['best_val_loss']:.4f}" if s["best_val_loss"] is not None else "-"
         params = f"{s['params']:,}" if s["params"] else "-"
-        print(f"{s['name'][:24]:24s} {str(s['family']):7s} {params:>9s} {str(s['tokenizer']):5s} {s['steps']:>6d} "
-              f"{best:>9s} {s['checkpoints']:>5d}  {s['status']}")
+        print(f"{s['name'][:24]:24s} {str(s['family'] or '-'):7s} {params:>9s} {str(s['tokenizer'] or '-'):5s} "
+              f"{s['steps']:>6d} {best:>9s} {s['checkpoints']:>5d}  {s['status']}{' (damaged)' if s['problem'] else ''}")
+        if s["problem"]:
+            damaged.append(s["problem"])
+    for problem in damaged:
+        print(f"damaged: {problem}", file=sys.stderr)
     return 0
 
 

@@ -64,6 +64,16 @@ def autocast(device: torch.device, precision: str = "auto"):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+MAX_SEED = 2**32 - 1  # NumPy's limit; torch takes more, but one range for every seed is easier to say
+
+
+def check_seed(seed: int, name: str = "seed") -> None:
+    """A seed is a whole number from 0 to MAX_SEED; anything else is a ValueError that says so (a seed
+    past 2**64 would otherwise fail deep inside torch with "Overflow when unpacking long long")."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be a whole number from 0 to {MAX_SEED:,}, got {seed!r}")
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a fresh CPU generator with that seed."""
     random.seed(seed)

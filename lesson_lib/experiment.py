@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
 from . import checkpoints as ckpt
 from . import distributed, memory
 from .config import from_dict, to_dict
-from .data import DEFAULT_PROMPTS, load_corpus, split_train_val, to_token_array
+from .data import DEFAULT_PROMPTS, Corpus, load_corpus, split_train_val, to_token_array
 from .embeddings import embedding_matrix, load_vectors
 from .device import pick_device, seed_everything
 from .models import FAMILIES, LanguageModel, build_model, model_config
+from .fileio import DamagedFile
 from .runs import Run, RunBusy, check_run_name, run_exists, runs_dir
 from .tokenizers import TOKENIZER_KINDS, Tokenizer, load_tokenizer, train_tokenizer
 from .training import TrainConfig, TrainData, TrainResult, train
@@ -69,24 +71,32 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def prepare_data(source: str, tokenizer_kind: str, vocab_size: int | None = None, val_fraction: float = 0.1,
-                 tokenizer: Tokenizer | None = None) -> tuple[Tokenizer, TrainData, dict[str, Any]]:
-    """Load text, train (or reuse) a tokenizer, encode, and split the last `val_fraction` off as val."""
-    corpus = load_corpus(source)
+                 tokenizer: Tokenizer | None = None, corpus: Corpus | None = None
+                 ) -> tuple[Tokenizer, TrainData, dict[str, Any]]:
+    """Load text (or take `corpus`, already loaded from `source`), train (or reuse) a tokenizer, encode,
+    and split the last `val_fraction` off as val. The info records the text's size and sha256, so a
+    resume can tell whether the text under that name is still the run's."""
+    corpus = corpus if corpus is not None else load_corpus(source)
     if tokenizer is None:
         tokenizer = train_tokenizer(tokenizer_kind, corpus.text, vocab_size)
     ids = to_token_array(tokenizer.encode(corpus.text), tokenizer.vocab_size)
     train_ids, val_ids = split_train_val(ids, val_fraction)
     chars_per_token = len(corpus.text) / max(len(ids), 1)
     info = {"source": str(source), "tokenizer": tokenizer.kind, "vocab_size": tokenizer.vocab_size,
-            "chars": len(corpus.text), "tokens": int(len(ids)), "train_tokens": int(len(train_ids)),
+            "chars": len(corpus.text), "sha256": text_sha256(corpus.text), "tokens": int(len(ids)),
+            "train_tokens": int(len(train_ids)),
             "val_tokens": int(len(val_ids)), "chars_per_token": round(chars_per_token, 4)}
     return tokenizer, TrainData(train_ids, val_ids, chars_per_token), info
 
 
-def _claim(name: str | None, base: str, root: Path) -> Run:
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _claim(name: str | None, base: str, root: Path, overwrite: bool = False) -> Run:
     """Create and lock the run folder `name`, or the first free one of base, base-2, base-3, ..."""
     if name is not None:
-        return Run.create(name, root)
+        return Run.create(name, root, overwrite=overwrite)
     for n in range(1, 10_000):
         candidate = base if n == 1 else f"{base}-{n}"
         if run_exists(candidate, root):
@@ -99,8 +109,12 @@ def _claim(name: str | None, base: str, root: Path) -> Run:
 
 
 def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None = None,
-              callback: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
-    """Check `spec`, prepare its data, then create the run folder, train, and return the result."""
+              callback: Callable[[dict], None] | None = None, progress: bool = True,
+              overwrite: bool = False) -> TrainResult:
+    """Check `spec`, prepare its data, then create the run folder, train, and return the result.
+
+    A run folder `name` that holds more than a dead attempt's config and log (a checkpoint, damaged or
+    not) is refused; `overwrite=True` empties it first (CLI: --overwrite)."""
     spec = check_spec(spec)
     if name is not None:
         check_run_name(name)
@@ -118,7 +132,7 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
                                                      config.precision, config.optimizer, device=device), device)
     rank, _ = distributed.rank_and_world()
     distributed.setup(device)  # under torchrun: join the group before agreeing on a name
-    run = _claim(name, spec.get("preset") or spec["model"]["family"], root) if rank == 0 else None
+    run = _claim(name, spec.get("preset") or spec["model"]["family"], root, overwrite) if rank == 0 else None
     name = distributed.broadcast(run.name if rank == 0 else None)  # every process trains the same run
     if rank != 0:
         run = Run(root / name)
@@ -136,8 +150,7 @@ def start_run(spec: dict[str, Any], name: str | None = None, root: Path | None =
                 "flops_per_token": model.flops_per_token(), "spec": spec,
             })
             if run.restarted_from and callback is not None:
-                callback({"kind": "note", "message": f"run {name!r} had {run.restarted_from}: "
-                                                     "nothing to resume, so it starts again from scratch"})
+                callback({"kind": "note", "message": run.restarted_from})
         return train(model, data, config, run, callback=callback, progress=progress)
     finally:
         run.release()
@@ -163,11 +176,14 @@ def resume_point(run: Run) -> int:
 
 
 def resume_run(name: str, root: Path | None = None, max_steps: int | None = None,
-               callback: Callable[[dict], None] | None = None, progress: bool = True) -> TrainResult:
+               callback: Callable[[dict], None] | None = None, progress: bool = True,
+               allow_changed_data: bool = False) -> TrainResult:
     """Continue a run from its newest loadable checkpoint (optionally with a new step budget).
 
-    Refused while another process writes the run, and when `max_steps` is below the step the run
-    has reached (nothing is written then).
+    Refused, with nothing written, while another process writes the run, when `max_steps` is below the
+    step the run has reached, when the checkpoint cannot be continued here (another process count), and
+    when the run's text has changed since it started (its size or sha256 differ from config.json's)
+    unless `allow_changed_data`. config.json takes the new budget only once training is ready to go.
     """
     run = Run.open(name, root)
     rank, _ = distributed.rank_and_world()
@@ -175,7 +191,7 @@ def resume_run(name: str, root: Path | None = None, max_steps: int | None = None
         run.acquire()
     try:
         config_json = run.read_config()
-        config = from_dict(TrainConfig, config_json["train"])
+        config = _train_config(run, config_json)
         if max_steps is not None and max_steps != config.max_steps:
             at = resume_point(run)
             if max_steps < at:
@@ -184,15 +200,60 @@ def resume_run(name: str, root: Path | None = None, max_steps: int | None = None
             config = dataclasses.replace(config, max_steps=max_steps)  # checked by TrainConfig itself
         tokenizer = load_tokenizer(run.tokenizer_path)
         data_info = config_json["data"]
-        _, data, _ = prepare_data(data_info["source"], data_info["tokenizer"],
-                                  val_fraction=config_json["val_fraction"], tokenizer=tokenizer)
+        corpus = load_corpus(data_info["source"])
+        changed = _text_change(data_info, corpus)
+        if changed and not allow_changed_data:
+            raise ValueError(f"the text of run {name!r} has changed since it started ({changed}): resuming would "
+                             "train it on other text than it learnt from. Restore the text, or start a new run on "
+                             "it; to continue this run on the new text anyway, add --allow-changed-data")
+        val_fraction = config_json.get("val_fraction", 0.1)
+        _, data, info = prepare_data(data_info["source"], data_info["tokenizer"], val_fraction=val_fraction,
+                                     tokenizer=tokenizer, corpus=corpus)
         seed_everything(config.seed)  # a run with no checkpoint starts over from the same weights
-        model = build_model(config_json["model"])
-        if rank == 0 and config.max_steps != config_json["train"]["max_steps"]:
-            run.write_config({**config_json, "train": to_dict(config)})
-        return train(model, data, config, run, callback=callback, resume=True, progress=progress)
+        try:
+            model = build_model(config_json["model"])
+        except (TypeError, ValueError) as e:
+            raise DamagedFile(f"{run.config_path} is damaged: its model settings do not build a model ({e})") from None
+
+        def ready() -> None:  # the checkpoint loaded and every check passed: now config.json may change
+            if rank != 0:
+                return
+            updated = {**config_json, "train": to_dict(config)}
+            if changed:
+                updated["data"] = {**data_info, **info, "source": data_info["source"]}
+                if callback is not None:
+                    callback({"kind": "note", "message": f"the text of run {name!r} has changed ({changed}); "
+                                                         "training goes on with the new text, as asked"})
+            if updated != config_json:
+                run.write_config(updated)
+
+        return train(model, data, config, run, callback=callback, resume=True, progress=progress, ready=ready)
     finally:
         run.release()
+
+
+def _train_config(run: Run, config_json: dict[str, Any]) -> TrainConfig:
+    """The training settings config.json records, or DamagedFile naming the file and the bad setting."""
+    try:
+        return from_dict(TrainConfig, config_json["train"])
+    except (TypeError, ValueError) as e:
+        raise DamagedFile(f"{run.config_path} is damaged: its training settings are not valid ({e}); restore it, "
+                          f"or delete the run folder {run.path}") from None
+
+
+def _text_change(recorded: dict[str, Any], corpus: Corpus) -> str | None:
+    """How the text a run trains on differs from what its config recorded, in words (None: the same).
+
+    Runs made before the sha256 was recorded are compared by their number of characters only."""
+    chars, digest = recorded.get("chars"), recorded.get("sha256")
+    now = text_sha256(corpus.text) if digest is not None else None
+    if (chars is None or chars == len(corpus.text)) and digest == now:
+        return None
+    before = f"{chars:,} characters" if isinstance(chars, int) else "its size unrecorded"
+    if digest is not None and chars == len(corpus.text):
+        return f"{recorded['source']}: the same {chars:,} characters in number, other text: sha256 {digest[:12]}... " \
+               f"then, {now[:12]}... now"
+    return f"{recorded['source']}: {before} then, {len(corpus.text):,} now"
 
 
 # settings that change how a run trains but not what it learns: a run may be continued under others
@@ -226,7 +287,7 @@ def ensure_run(spec: dict[str, Any], name: str, root: Path | None = None,
         return start_run(spec, name=name, root=root, callback=callback, progress=progress)
     run = Run.open(name, root)
     config = run.read_config()
-    if "spec" not in config:
+    if not isinstance(config.get("spec"), dict):
         raise ValueError(f"run {name!r} exists but does not record the spec it was trained from: delete "
                          f"{run.path} to train it again here, or pick another name")
     have, want = _what_is_trained(config["spec"]), _what_is_trained(spec)
@@ -234,7 +295,7 @@ def ensure_run(spec: dict[str, Any], name: str, root: Path | None = None,
     if differ:
         raise ValueError(f"run {name!r} exists with other {differ[0]} settings ({have[differ[0]]} instead of "
                          f"{want[differ[0]]}): delete {run.path} to train it again, or pick another name")
-    steps, done = from_dict(TrainConfig, spec.get("train") or {}).max_steps, config["train"]["max_steps"]
+    steps, done = from_dict(TrainConfig, spec.get("train") or {}).max_steps, _train_config(run, config).max_steps
     if steps < done:
         raise ValueError(f"run {name!r} was trained for {done} steps, more than the {steps} asked for: ask for "
                          f"{done} or more, or pick another name")
@@ -275,7 +336,11 @@ def load_trained(run: str | Path | Run, which: str | int = "best", device: str =
     checkpoint = opened.checkpoint(which)
     meta = ckpt.read_meta(checkpoint)
     tokenizer = load_tokenizer(opened.tokenizer_path)
-    model = build_model(meta["model"])
+    try:
+        model = build_model(meta["model"])
+    except (TypeError, ValueError) as e:
+        raise DamagedFile(f"{checkpoint / 'meta.json'} is damaged: its model spec does not build a model ({e}); "
+                          "pick another checkpoint") from None
     model.to(device)
     ckpt.load_weights(model, checkpoint)
     model.eval()

@@ -7,11 +7,16 @@ has to import the other for them:
   and fsyncs the folder: a reader sees the old file or the new one, and after a crash or a power cut
   the rename is on disk or not at all.
 - `read_json` / `write_json`: JSON through `atomic_write`, with errors that name the file.
-- `FileLock`: an exclusive OS lock (`fcntl.flock`) on a small file. The kernel holds it for the
-  process (or its child, which can inherit it) and drops it when that process exits, however it
-  exits: a kill -9 included. So a lock is never stale and never needs deleting, and "is anyone
-  writing this?" is asked of the kernel, never guessed from a pid that may have been reused. The
-  file also records who took the lock (pid, command), only to name the holder in a refusal.
+- `FileLock`: an exclusive OS lock (`fcntl.flock`) on the folder that holds a small info file. The
+  kernel holds it for the process (or its child, which can inherit it) and drops it when that
+  process exits, however it exits: a kill -9 included. So a lock is never stale and never needs
+  deleting, and "is anyone writing this?" is asked of the kernel, never guessed from a pid that may
+  have been reused. The lock is on the folder, not on the info file, so deleting the file (a habit
+  people have with "stale" lock files) cannot let a second writer in. The info file records who took
+  the lock (pid, command), only to name the holder in a refusal.
+- `DamagedFile`: a file that is there but cannot be used (not JSON, the wrong shape, a folder where a
+  file should be); its message names the file and says what to do.
+- `refuse_link` / `append_bytes`: nothing written or deleted here follows a symbolic link.
 """
 from __future__ import annotations
 
@@ -73,13 +78,61 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
-def read_json(path: Path) -> Any:
+class DamagedFile(ValueError):
+    """A file that is there but cannot be used; the message names it, says how it is damaged and what to do."""
+
+
+def read_json(path: Path, what_to_do: str = "delete the file or the run") -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing") from None
+    except IsADirectoryError:
+        raise DamagedFile(f"{path} is damaged: it is a folder, not a file; {what_to_do}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged (not valid JSON: {e}); delete the file or the run") from None
+        raise DamagedFile(f"{path} is damaged (not valid JSON: {e}); {what_to_do}") from None
+
+
+def read_json_object(path: Path, what_to_do: str = "delete the file or the run") -> dict[str, Any]:
+    """A JSON file that must hold an object ({...}): a list, a number or a string there is damage."""
+    data = read_json(path, what_to_do)
+    if not isinstance(data, dict):
+        raise DamagedFile(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object; {what_to_do}")
+    return data
+
+
+def refuse_link(path: Path) -> None:
+    """Raise if `path` is a symbolic link: a writer here never writes or deletes through one."""
+    path = Path(path)
+    if path.is_symlink():
+        raise DamagedFile(f"{path} is a symbolic link (to {os.readlink(path)}): lesson_lib writes only real files "
+                          "and folders inside a run folder, and never through a link to somewhere else. Replace the "
+                          "link with the file or folder itself (or delete it), then try again")
+
+
+def append_bytes(path: Path, data: bytes, start_on_fresh_line: bool = False) -> None:
+    """Append `data` to `path` (created if missing) and fsync it; refuse if `path` is a symbolic link.
+
+    With `start_on_fresh_line`, a file that does not end in a line break (a line torn by a crash) gets
+    one first, so the torn line stays one damaged line and `data` is read back intact."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            refuse_link(path)
+        if e.errno == errno.EISDIR:
+            raise DamagedFile(f"{path} is damaged: it is a folder, not a file; move it away, then try again") from None
+        raise
+    try:
+        size = os.fstat(fd).st_size
+        if start_on_fresh_line and size > 0 and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -121,31 +174,43 @@ def describe_holder(holder: dict[str, Any] | None) -> str:
     return f"process {holder['pid']}" + (f" ({command})" if command else "")
 
 
-def _read_holder(fd: int) -> dict[str, Any]:
+def _read_holder(path: Path) -> dict[str, Any]:
+    """What the lock's holder recorded about itself ({} when nothing readable is there)."""
     try:
-        raw = os.pread(fd, 65536, 0)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return {}
+    try:
+        raw = os.read(fd, 65536)
         holder = json.loads(raw.decode("utf-8")) if raw.strip() else {}
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
     return holder if isinstance(holder, dict) else {}
 
 
-def lock_holder(path: Path) -> dict[str, Any] | None:
-    """None when nobody holds the lock at `path`; else what the holder recorded ({} if nothing yet).
+def _open_folder(folder: Path) -> int:
+    return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
-    Asks the kernel: tries a shared lock for an instant. A writer that starts at that instant waits
-    for it (see `FileLock.acquire`), so the probe never makes a writer fail.
+
+def lock_holder(path: Path) -> dict[str, Any] | None:
+    """None when nobody holds the lock of `path` (see FileLock); else what the holder recorded ({} if
+    nothing, or if its info file was deleted).
+
+    Asks the kernel: tries a shared lock on the folder for an instant. A writer that starts at that
+    instant waits for it (see `FileLock.acquire`), so the probe never makes a writer fail.
     """
     _need_fcntl()
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = _open_folder(Path(path).parent)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read_holder(fd)
+            return _read_holder(path)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -153,11 +218,14 @@ def lock_holder(path: Path) -> dict[str, Any] | None:
 
 
 class FileLock:
-    """An exclusive lock on the file `path`, held from `acquire` until `release` or the holder's exit.
+    """An exclusive lock named by the info file `path`, held from `acquire` until `release` or the holder's exit.
 
         lock = FileLock(run_folder / "writer.lock").acquire({"run": "starter"})
         ...                        # refused elsewhere with LockBusy naming this process
         lock.release()
+
+    The kernel lock is taken on `path`'s folder (one FileLock per folder), so it holds whatever
+    happens to the file `path`: deleted, replaced or never written. `path` only says who holds it.
     """
 
     def __init__(self, path: Path):
@@ -174,7 +242,7 @@ class FileLock:
         if self.fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_folder(self.path.parent)
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -182,26 +250,43 @@ class FileLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
                     os.close(fd)
-                    raise LockBusy(f"{self.path} is held by {describe_holder(holder)}", holder) from None
+                    holder = _read_holder(self.path)
+                    raise LockBusy(f"{self.path.parent} is locked by {describe_holder(holder)}", holder) from None
                 time.sleep(0.01)
         self.fd = fd
-        self.record(info or {})
+        try:
+            self.record(info or {})
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def record(self, info: dict[str, Any]) -> None:
-        """Say who holds the lock (read by whoever is refused). Only the holder writes here."""
+        """Say who holds the lock (read by whoever is refused). Only the holder writes here; the info file
+        is replaced, never written through (a symbolic link at `path` is replaced, not followed)."""
         assert self.fd is not None, "record() needs the lock held"
         data = {"pid": os.getpid(), "command": _command(), "since": time.time(), **info}
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (json.dumps(data) + "\n").encode("utf-8"), 0)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, (json.dumps(data) + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            refuse_link(self.path)
+            raise DamagedFile(f"{self.path} cannot be replaced (is it a folder?): move it away, then try again") \
+                from None
 
     def release(self) -> None:
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
-        os.close(fd)  # closing the last descriptor of the open file drops the flock
+        os.close(fd)  # closing the last descriptor of the open folder drops the flock
 
     def __enter__(self) -> "FileLock":
         return self.acquire()

@@ -13,9 +13,14 @@ Metrics records have a "kind": "train" (step, tokens, time, train_loss, lr, grad
 tokens_per_s, mfu), "eval" (step, tokens, time, val_loss, val_ppl, val_bpc) or "event"
 (event: start | resume | end, with status finished | stopped | failed and a message).
 
-One writer per run: `Run.create` and `Run.acquire` take the run's writer lock (see fileio.FileLock),
-and a second process is refused with a message naming the first. Whether a run is training is
-whether its lock is held: no pid is trusted after its process may have died.
+One writer per run: `Run.create` and `Run.acquire` take the run's writer lock (see fileio.FileLock:
+the kernel lock is on the run's folder, writer.lock only names the holder), and a second process is
+refused with a message naming the first. Whether a run is training is whether its lock is held: no
+pid is trusted after its process may have died. A writer never writes or deletes through a symbolic
+link: one in the run folder is refused when the lock is taken.
+
+Every reader of a run file says which file is damaged and how (`DamagedFile`, a ValueError), and a
+damaged run never hides the others: `summary` reads what it can and says what it could not.
 """
 from __future__ import annotations
 
@@ -29,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoints as ckpt
-from .fileio import FileLock, LockBusy, describe_holder, lock_holder, read_json, write_json
+from .fileio import (DamagedFile, FileLock, LockBusy, append_bytes, describe_holder, lock_holder, read_json_object,
+                     refuse_link, write_json)
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole names only: fullmatch, so no trailing newline
 STATUSES = ("new", "training", "finished", "stopped", "failed")
 
 
@@ -53,7 +59,7 @@ def runs_dir() -> Path:
 
 
 def check_run_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_OK.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name) or name in (".", ".."):
         raise ValueError(f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
                          "(up to 100 characters, starting with a letter or digit)")
     return name
@@ -118,7 +124,12 @@ def read_metrics(path: Path) -> Metrics:
     path = Path(path)
     if not path.exists():
         return out
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as e:  # a folder where the log should be, no permission: a damaged log, not a crash
+        out.warnings.append(f"{path} cannot be read ({e.strerror or e}): no record of this run is shown")
+        return out
+    with f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
@@ -145,14 +156,7 @@ def append_lines(path: Path, records: list[dict[str, Any]]) -> None:
     torn line stays one damaged line that readers skip, and these records are read back intact.
     """
     line = "".join(json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n" for record in records)
-    with open(path, "a+b") as f:  # appends always go to the end; reads may look back
-        if f.seek(0, os.SEEK_END) > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                line = "\n" + line
-        f.write(line.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    append_bytes(path, line.encode("utf-8"), start_on_fresh_line=True)  # never through a symbolic link
 
 
 # --- the run folder --------------------------------------------------------------------------------
@@ -165,34 +169,66 @@ class Run:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = FileLock(self.path / self.LOCK_NAME)
-        self.restarted_from: str | None = None  # set by create() when it started a dead run over
+        self.restarted_from: str | None = None  # set by create() when it cleared a folder: what it was, in words
 
     @classmethod
-    def create(cls, name: str, root: Path | None = None) -> "Run":
+    def create(cls, name: str, root: Path | None = None, overwrite: bool = False) -> "Run":
         """Make the folder for a new run and take its writer lock.
 
-        Refused while another process writes a run of that name, and when a run of that name exists
-        with a checkpoint (resume it instead). A run that died before its first checkpoint has nothing
-        to resume: it is cleared and started again (`restarted_from` says what it was).
+        Refused while another process writes a run of that name. What is already in a folder of that
+        name decides the rest: a run that died before its first checkpoint left nothing to resume (a
+        config, a tokenizer, a log), so it is cleared and started again (`restarted_from` says what it
+        was). Anything more, a checkpoint folder above all (damaged or not), is never erased by a
+        start: refused, unless `overwrite` asks for the whole folder to be emptied first.
         """
         check_run_name(name)
         path = Path(root or runs_dir()) / name
         path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         run.acquire()
-        leftovers = [p for p in path.iterdir() if p.name != cls.LOCK_NAME]
-        if not leftovers:
-            return run
-        if run.checkpoints():
+        try:
+            leftovers = [p for p in path.iterdir() if p.name != cls.LOCK_NAME]
+            if not leftovers:
+                return run
+            log = run.metrics()
+            step = max((r["step"] for r in log.records if "step" in r), default=0)
+            if overwrite:
+                run.restarted_from = (f"run {name!r} was erased as asked (--overwrite): {len(leftovers)} file(s) and "
+                                      f"folder(s), its log at step {step}; it starts again from scratch")
+            else:
+                kept = run._not_to_erase(leftovers)
+                if kept:
+                    raise FileExistsError(
+                        f"run {name!r} already exists in {path.parent} with {kept}: continue it with "
+                        f"--resume {name}, or pick another --name; to erase it and start again, add --overwrite")
+                run.restarted_from = (f"run {name!r} had no checkpoint (its log reached step {step}; the last "
+                                      f"attempt {_last_attempt(log)}): nothing to resume, so it starts again from "
+                                      "scratch")
+            for p in leftovers:
+                _remove(p)
+        except BaseException:
             run.release()
-            raise FileExistsError(f"run {name!r} already exists in {path.parent}; pick another --name, "
-                                  f"or continue it with --resume {name}")
-        log = run.metrics()
-        step = max((r["step"] for r in log.records if "step" in r), default=0)
-        run.restarted_from = f"{_last_attempt(log)} at step {step}, before its first checkpoint"
-        for p in leftovers:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            raise
         return run
+
+    def _not_to_erase(self, leftovers: list[Path]) -> str | None:
+        """What in this folder a start must not erase without --overwrite, in words (None: nothing).
+
+        Erasable: the config, tokenizer, log and TensorBoard files of an attempt that never saved a
+        checkpoint, and a checkpoints folder holding only best.json and temporary folders of dead writers."""
+        ours = {"config.json", "tokenizer.json", "metrics.jsonl", "tensorboard", "checkpoints"}
+        unknown = sorted(p.name for p in leftovers if p.name not in ours or p.is_symlink())
+        if unknown:
+            return f"files that are not a run's ({', '.join(unknown[:5])})"
+        folder = self.checkpoints_path
+        if not folder.is_dir():
+            return None
+        saved = sorted(p.name for p in folder.iterdir() if ckpt.is_checkpoint_name(p.name) or p.name.startswith(".old-"))
+        if not saved:
+            return None
+        complete = {p.name for p in self.checkpoints()}
+        described = [n if n in complete else f"{n} (incomplete)" for n in saved]
+        return f"checkpoint folders ({', '.join(described[:4])}{', ...' if len(described) > 4 else ''})"
 
     @classmethod
     def open(cls, name: str, root: Path | None = None) -> "Run":
@@ -232,14 +268,30 @@ class Run:
 
     # the writer lock
     def acquire(self, wait: float = 1.0) -> "Run":
-        """Take the run's writer lock for this process, or raise RunBusy naming the process that has it."""
+        """Take the run's writer lock for this process, or raise RunBusy naming the process that has it.
+
+        Refused too (DamagedFile) when a file or folder the writer would write is a symbolic link."""
         try:
             self._lock.acquire({"run": self.name}, wait=wait)
         except LockBusy as e:
             raise RunBusy(f"run {self.name!r} is being written by {describe_holder(e.holder)}; "
                           "wait for it to finish or stop it first (one process writes a run at a time)",
                           e.holder) from None
+        try:
+            self.refuse_links()
+        except BaseException:
+            self.release()
+            raise
         return self
+
+    def refuse_links(self) -> None:
+        """Raise DamagedFile if anything a writer of this run writes or deletes is a symbolic link."""
+        for path in (self.config_path, self.tokenizer_path, self.metrics_path, self.checkpoints_path,
+                     self.tensorboard_path):
+            refuse_link(path)
+        if self.checkpoints_path.is_dir():
+            for path in self.checkpoints_path.iterdir():
+                refuse_link(path)
 
     def release(self) -> None:
         self._lock.release()
@@ -263,7 +315,19 @@ class Run:
 
     # files
     def read_config(self) -> dict[str, Any]:
-        return read_json(self.config_path)
+        """config.json, checked to have the parts every reader uses: `model` (with its `family`),
+        `data` (with its `source` and `tokenizer`) and `train`; else DamagedFile naming what is wrong."""
+        what_to_do = f"restore it, or delete the run folder {self.path}"
+        config = read_json_object(self.config_path, what_to_do)
+        for key, inner in (("model", ("family",)), ("data", ("source", "tokenizer")), ("train", ())):
+            if not isinstance(config.get(key), dict):
+                found = "is missing" if key not in config else f"is a {type(config[key]).__name__}, not an object"
+                raise DamagedFile(f"{self.config_path} is damaged: its {key!r} {found}; {what_to_do}")
+            for field_name in inner:
+                if not isinstance(config[key].get(field_name), str):
+                    raise DamagedFile(f"{self.config_path} is damaged: {key}.{field_name} is missing or not a "
+                                      f"string; {what_to_do}")
+        return config
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)
@@ -301,13 +365,22 @@ class Run:
         return {**summary, "message": message if isinstance(message, str) else None}
 
     def summary(self, metrics: Metrics | None = None) -> dict[str, Any]:
-        """One row for a table of runs (pass `metrics` if already read)."""
+        """One row for a table of runs (pass `metrics` if already read). Never raises for a damaged
+        file: what cannot be read is left out, and `problem` says which file and how (None if none)."""
         metrics = metrics or self.metrics()
+        problem = None
         try:
             config = self.read_config()
-        except (FileNotFoundError, ValueError):
-            config = {}
-        config = config if isinstance(config, dict) else {}
+        except (OSError, ValueError) as e:
+            config, problem = {}, str(e)
+        if problem is None and metrics.warnings and not metrics.records:
+            problem = metrics.warnings[0]
+        checkpoints = self.checkpoints()
+        if problem is None and checkpoints:  # the newest checkpoint's meta.json: small, and what a reader opens first
+            try:
+                ckpt.read_meta(checkpoints[-1])
+            except (OSError, ValueError) as e:
+                problem = str(e)
         model = config.get("model") if isinstance(config.get("model"), dict) else {}
         data = config.get("data") if isinstance(config.get("data"), dict) else {}
         train = metrics.of_kind("train")
@@ -320,8 +393,9 @@ class Run:
             "steps": train[-1]["step"] if train else 0,
             "tokens": train[-1].get("tokens", 0) if train else 0,
             "best_val_loss": min(val_losses, default=None),
-            "checkpoints": len(self.checkpoints()),
+            "checkpoints": len(checkpoints),
             "status": self.status(metrics),
+            "problem": problem,
         }
 
 
@@ -340,6 +414,14 @@ def _last_attempt(metrics: Metrics) -> str:
         status = last.get("status", "finished")
         return status if status in STATUSES else "failed"
     return "stopped"
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder; a symbolic link is removed itself, never what it points to."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
 
 
 def list_runs(root: Path | None = None) -> list[Run]:

@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
+from .device import check_seed
 from .models.base import LanguageModel
 from .tokenizers import StreamDecoder
 
@@ -73,6 +74,7 @@ class SamplingConfig:
                 raise ValueError(f"top_p must be in (0, 1] (or None for no limit), got {self.top_p}")
         if self.seed is not None:
             _whole_number("seed", self.seed)
+            check_seed(int(self.seed))
 
 
 def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

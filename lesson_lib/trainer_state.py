@@ -14,7 +14,7 @@ optimizer state into the optimizer made after (`load_optimizer`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -25,9 +25,6 @@ from .config import to_dict
 from .fileio import folder_bytes, free_bytes, is_disk_full, mib
 from .models import model_spec
 from .runs import Run
-
-if TYPE_CHECKING:
-    from .training import TrainConfig
 
 
 @dataclass
@@ -56,9 +53,11 @@ def disk_full(run: Run, error: OSError) -> DiskFull:
 
 
 def save(run: Run, writes: bool, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-         generator: torch.Generator, config: TrainConfig, p: Progress, val_loss: float | None,
+         generator: torch.Generator, config: Any, p: Progress, val_loss: float | None,
          spec: dict[str, Any] | None = None) -> None:
     """A checkpoint of everything needed to continue exactly (written by rank 0, `writes`).
+
+    `config` is the run's `training.TrainConfig` (not imported here: training imports this module).
 
     `spec` is the model's architecture (`model_spec(model)` when None): FSDP changes a model's class,
     so the trainer takes it before sharding."""

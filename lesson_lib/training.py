@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from . import distributed, trainer_state
 from .data import get_batch
-from .device import PRECISIONS, autocast, autocast_dtype, peak_flops, pick_device, seed_everything
+from .device import PRECISIONS, autocast, autocast_dtype, check_seed, peak_flops, pick_device, seed_everything
 from .distributed import PARALLEL_MODES
 from .fileio import is_disk_full
 from .models import model_spec
@@ -90,6 +90,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.parallel must be one of {', '.join(PARALLEL_MODES)}; got {self.parallel!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        check_seed(self.seed, "TrainConfig.seed")
         if not 0 <= self.muon_momentum < 1:
             raise ValueError(f"TrainConfig.muon_momentum must lie in [0, 1); got {self.muon_momentum}")
         if self.optimizer == "muon" and (self.precision == "fp16" or self.parallel == "fsdp"):
@@ -241,7 +242,7 @@ def evaluate(model: nn.Module, data: np.ndarray, batch_size: int, block_size: in
 
 def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | None = None,
           callback: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, ready: Callable[[], None] | None = None) -> TrainResult:
     """Train `model` on `data`; with a `run`, log metrics and save checkpoints into its folder.
 
     resume=True continues from the run's newest checkpoint that loads (skipping damaged ones, and
@@ -251,6 +252,10 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
 
     Under torchrun with config.parallel="fsdp" the model is sharded in place (`distributed.shard`);
     without torchrun that setting does nothing and the start event says so.
+
+    `ready`, if given, is called once the checkpoint is loaded and every check has passed, before
+    this call writes anything: a caller's own writes (a resume's new step budget in config.json) wait
+    for it, so a refused resume changes nothing.
     """
     from tqdm.auto import tqdm
 
@@ -280,11 +285,9 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
                 raise ValueError(f"run {run.name!r} is at step {p.step}, past max_steps={config.max_steps}: "
                                  f"ask for at least {p.step} steps")
             if p.step == config.max_steps:
+                if ready is not None:
+                    ready()
                 return TrainResult("finished", p.step, p.tokens, p.elapsed, p.last_val, p.best_val, run=run.name)
-        if config.tensorboard and writes:  # after a resume: what the last attempt wrote past its checkpoint goes
-            from .tensorboard import EventLog
-
-            record.events = EventLog(run.tensorboard_path, purge_step=p.step + 1 if resume else None)
         if config.parallel == "fsdp" and world == 1:
             note = "; ".join(filter(None, [note, "parallel='fsdp' shards the model over the processes torchrun "
                                                  "starts; this is one process, so it holds the whole model"]))
@@ -292,6 +295,12 @@ def train(model: nn.Module, data: TrainData, config: TrainConfig, run: Run | Non
         optimizer = make_optimizer(model, config, device)  # after _wrap: sharding replaces the parameters
         if optimizer_state is not None:
             trainer_state.load_optimizer(model, optimizer, optimizer_state)
+        if ready is not None:  # everything is checked: from here on, writing starts
+            ready()
+        if config.tensorboard and writes:  # after a resume: what the last attempt wrote past its checkpoint goes
+            from .tensorboard import EventLog
+
+            record.events = EventLog(run.tensorboard_path, purge_step=p.step + 1 if resume else None)
         tokens_per_step = config.batch_size * config.grad_accum * block_size * world
         meter = _Throughput(model.flops_per_token() if hasattr(model, "flops_per_token") else None, peak)
 

@@ -41,8 +41,11 @@ def test_two_processes_train_one_run_and_resume(tmp_path, text_file):
     assert len(state["ranks"]) == 2
     assert not torch.equal(state["ranks"][0]["data_generator"], state["ranks"][1]["data_generator"])
 
+    before = (run.config_path.read_bytes(), run.metrics_path.read_bytes())
     wrong = run_cli(["train", "--resume", "ddp", "--steps", "9", "--quiet"], runs)
     assert wrong.returncode == 2 and "same number of processes" in wrong.stderr
+    # refused, so nothing changed: config.json still says 6 steps (it said 9 after this refusal before)
+    assert (run.config_path.read_bytes(), run.metrics_path.read_bytes()) == before
 
     resumed = run_cli(["train", "--resume", "ddp", "--steps", "9", "--quiet"], runs, nproc=2)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -334,23 +334,49 @@ def test_a_checkpoint_is_fsynced_before_and_after_its_rename(runs_root, tiny_spe
 
 # --- 7. a full disk ---------------------------------------------------------------------------------------
 
-def test_a_full_disk_while_logging_stops_the_run_and_keeps_the_checkpoint(runs_root, tiny_spec):
-    run_path = runs_root / "full"
+FULL_LOG_SCRIPT = textwrap.dedent("""
+    import json, subprocess, sys
+    from pathlib import Path
+    from lesson_lib.experiment import load_trained, start_run
+    from lesson_lib.training import DiskFull
+    from lesson_lib.runs import Run
+    root, spec = Path(sys.argv[1]), json.loads(sys.argv[2])
+    metrics = root / "full" / "metrics.jsonl"
 
     def fill_the_disk(record):
-        if record.get("kind") == "eval" and record["step"] == 6:
-            metrics = run_path / "metrics.jsonl"
-            metrics.unlink()
-            metrics.symlink_to("/dev/full")  # every write from now on: ENOSPC, from the kernel
+        if record.get("kind") == "eval" and record["step"] == 6:  # after the step-6 eval, before its checkpoint
+            # /dev/full mounted over the log (this mount namespace only): every write from now on gets
+            # ENOSPC from the kernel, as on a full disk; the path is still a plain file, not a link
+            subprocess.run(["mount", "--bind", "/dev/full", str(metrics)], check=True)
 
-    with pytest.raises(DiskFull, match="no space left on the disk") as caught:
-        start_run(tiny_spec(max_steps=12, eval_interval=6), name="full", root=runs_root, callback=fill_the_disk,
-                  progress=False)
-    assert "--resume full" in str(caught.value)
-    run = Run(run_path)
-    assert run.writer() is None  # the lock went with the run
-    assert [p.name for p in run.checkpoints()] == ["step_0000006"]
-    load_trained(run_path, "latest")
+    try:
+        start_run(spec, name="full", root=root, callback=fill_the_disk, progress=False)
+        message = None
+    except DiskFull as e:
+        message = str(e)
+    run = Run(root / "full")
+    load_trained(run.path, "latest")
+    print(json.dumps({"message": message, "writer": run.writer(), "checkpoints": [p.name for p in run.checkpoints()]}))
+""")
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs util-linux's unshare for a private mount")
+def test_a_full_disk_while_logging_stops_the_run_and_keeps_the_checkpoint(tmp_path, tiny_spec):
+    (tmp_path / "probe").touch()
+    probe = subprocess.run(["unshare", "-rm", "mount", "--bind", "/dev/full", str(tmp_path / "probe")],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine cannot bind-mount in a private namespace: {probe.stderr.decode()[:200]}")
+    script = tmp_path / "script.py"
+    script.write_text(FULL_LOG_SCRIPT)
+    spec = tiny_spec(max_steps=12, eval_interval=6)
+    done = subprocess.run(["unshare", "-rm", sys.executable, str(script), str(tmp_path / "runs"), json.dumps(spec)],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "no space left on the disk" in report["message"] and "--resume full" in report["message"]
+    assert report["writer"] is None  # the lock went with the run
+    assert report["checkpoints"] == ["step_0000006"]
 
 
 FULL_DISK_SCRIPT = textwrap.dedent("""
@@ -393,3 +419,249 @@ def test_a_full_disk_during_a_checkpoint(tmp_path, text_file):
     assert "A checkpoint of this run takes" in report["err"] and "--resume disk" in report["err"]
     assert report["loaded"] == 10 and report["leftovers"] == []
     assert report["end"]["status"] == "failed" and "no space left" in report["end"]["message"]
+
+
+# --- 8. issue 27: what a start may erase, links, a deleted lock, refusals that change nothing -------------
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file and folder under `folder`, with the bytes of each file (None for a folder)."""
+    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.name != "writer.lock"}
+
+
+@pytest.mark.parametrize("damaged", ["newest", "every"])
+def test_a_start_never_erases_a_run_with_a_checkpoint_folder(runs_root, text_file, capsys, damaged):
+    argv = ["train", "--data", str(text_file), "--name", "kept", *SHORT]
+    assert main(argv) == 0
+    run = Run(runs_root / "kept")
+    for checkpoint in run.checkpoints()[-1:] if damaged == "newest" else run.checkpoints():
+        (checkpoint / "meta.json").unlink()
+    before = snapshot(run.path)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "step_0000010 (incomplete)" in err and "--resume kept" in err, err
+    assert "--overwrite" in err and "Traceback" not in err
+    assert snapshot(run.path) == before
+    # erasing it is asked for in words: then it starts again, and says so
+    assert main([*argv, "--overwrite"]) == 0
+    assert "erased as asked" in capsys.readouterr().err
+    assert [r["event"] for r in run.metrics().of_kind("event")] == ["start", "end"]
+    assert [p.name for p in run.checkpoints()] == ["step_0000005", "step_0000010"]
+
+
+def test_a_start_over_a_dead_attempt_says_truly_what_it_was(runs_root, text_file, capsys):
+    run_path = runs_root / "dead"
+    assert main(["train", "--data", str(text_file), "--name", "dead", *SHORT]) == 0
+    shutil.rmtree(run_path / "checkpoints")  # a finished log, and nothing saved to resume from
+    capsys.readouterr()
+    assert main(["train", "--data", str(text_file), "--name", "dead", *SHORT]) == 0
+    note = capsys.readouterr().err
+    assert "had no checkpoint (its log reached step 10; the last attempt finished)" in note, note
+    assert "before its first checkpoint" not in note
+
+
+def test_a_linked_lock_file_is_replaced_never_written_through(runs_root, text_file, tmp_path):
+    assert main(["train", "--data", str(text_file), "--name", "lnk", *SHORT]) == 0
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not the course's\n")
+    lock = runs_root / "lnk" / "writer.lock"
+    lock.unlink()
+    lock.symlink_to(outside)
+    assert main(["train", "--resume", "lnk", "--steps", "15", "--quiet"]) == 0
+    assert outside.read_text() == "not the course's\n" and not lock.is_symlink()
+
+
+@pytest.mark.parametrize("linked", ["metrics.jsonl", "checkpoints", "config.json"])
+def test_a_resume_refuses_a_run_file_that_is_a_link(runs_root, text_file, tmp_path, capsys, linked):
+    assert main(["train", "--data", str(text_file), "--name", "lnk", *SHORT]) == 0
+    run_path = runs_root / "lnk"
+    target = tmp_path / f"outside-{linked}"
+    shutil.move(run_path / linked, target)  # the run's own file, moved out and linked back
+    (run_path / linked).symlink_to(target)
+    before = snapshot(target) if target.is_dir() else target.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", "lnk", "--steps", "30", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{linked} is a symbolic link" in err and "Traceback" not in err, err
+    assert (snapshot(target) if target.is_dir() else target.read_bytes()) == before
+
+
+def test_pruning_never_deletes_through_a_linked_checkpoints_folder(runs_root, text_file, tmp_path):
+    assert main(["train", "--data", str(text_file), "--name", "lnk", "--steps", "15", "--eval-interval", "5",
+                 *TINY_FLAGS]) == 0
+    folder = runs_root / "lnk" / "checkpoints"
+    target = tmp_path / "elsewhere"
+    shutil.move(folder, target)
+    folder.symlink_to(target)
+    before = snapshot(target)
+    with pytest.raises(ValueError, match="symbolic link"):
+        ckpt.prune(folder, keep_last=1)
+    assert snapshot(target) == before
+
+
+def test_deleting_the_lock_file_lets_no_second_writer_in(runs_root, text_file, spawn_train):
+    trainer = spawn_train("--data", str(text_file), "--name", "held", "--steps", "100000", "--eval-interval", "20",
+                          *TINY_FLAGS)
+    run = Run(runs_root / "held")
+    wait_until(lambda: run.checkpoints(), trainer)
+    (run.path / "writer.lock").unlink()  # "a stale lock file"
+    assert run.status() == "training"
+    second = spawn_train("--resume", "held", "--steps", "100000", "--quiet")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and "run 'held' is being written by" in err, err
+    trainer.send_signal(signal.SIGINT)
+    trainer.communicate(timeout=60)
+    assert [r["event"] for r in run.metrics().of_kind("event")] == ["start", "end"]
+
+
+def test_a_resume_refused_after_loading_changes_nothing(runs_root, text_file, capsys):
+    assert main(["train", "--data", str(text_file), "--name", "nothing", *SHORT]) == 0
+    run = Run(runs_root / "nothing")
+    for checkpoint in run.checkpoints():  # no checkpoint can be loaded: the trainer refuses
+        (checkpoint / "trainer.pt").write_bytes(b"torn")
+    before = snapshot(run.path)
+    assert main(["train", "--resume", "nothing", "--steps", "60", "--quiet"]) == 2
+    assert "no checkpoint of run 'nothing' can be loaded" in capsys.readouterr().err
+    assert snapshot(run.path) == before
+    assert run.read_config()["train"]["max_steps"] == 10
+
+
+def test_resume_says_which_checkpoint_without_meta_it_skipped(runs_root, text_file, capsys):
+    assert main(["train", "--data", str(text_file), "--name", "nometa", *SHORT]) == 0
+    run = Run(runs_root / "nometa")
+    (run.checkpoint("latest") / "meta.json").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", "nometa", "--steps", "15", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped step_0000010" in err and "meta.json is missing" in err and "resumed from step_0000005" in err, err
+
+
+KILLED_MID_PRUNE = textwrap.dedent("""
+    import os, signal, sys
+    from lesson_lib import checkpoints as ckpt
+    real_unlink = os.unlink
+
+    def unlink(*args, **kwargs):  # the first file deleted, then SIGKILL: nothing of Python runs after it
+        real_unlink(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.unlink = unlink
+    ckpt.prune(sys.argv[1], keep_last=1)
+""")
+
+
+def test_a_kill_mid_prune_leaves_no_half_checkpoint(runs_root, text_file, tmp_path):
+    assert main(["train", "--data", str(text_file), "--name", "pruned", "--steps", "15", "--eval-interval", "5",
+                 *TINY_FLAGS]) == 0
+    run = Run(runs_root / "pruned")
+    (run.checkpoints_path / "best.json").unlink()  # keep_last=1 and no best: two checkpoints to delete
+    script = tmp_path / "prune.py"
+    script.write_text(KILLED_MID_PRUNE)
+    killed = subprocess.run([sys.executable, str(script), str(run.checkpoints_path)], capture_output=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folders = [p for p in run.checkpoints_path.iterdir() if ckpt.is_checkpoint_name(p.name)]
+    for folder in folders:  # what is listed is whole; what was being deleted is out of sight
+        assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.safetensors", "trainer.pt"], folder
+    assert any(p.name.startswith(".del-") for p in run.checkpoints_path.iterdir())
+    (run.checkpoints_path / "step_0000001").mkdir()  # an empty folder as a kill left one before this fix
+    ckpt.prune(run.checkpoints_path, keep_last=1)
+    assert sorted(p.name for p in run.checkpoints_path.iterdir()) == ["step_0000015"]
+
+
+def test_a_resume_refuses_a_text_that_changed(runs_root, text_file, capsys):
+    assert main(["train", "--data", str(text_file), "--name", "moved", *SHORT]) == 0
+    run = Run(runs_root / "moved")
+    text_file.write_text(TEXT[::-1], encoding="utf-8")  # the same characters, other text
+    before = snapshot(run.path)
+    capsys.readouterr()
+    assert main(["train", "--resume", "moved", "--steps", "15", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "has changed since it started" in err and "same 2,920 characters" in err, err
+    assert "--allow-changed-data" in err and snapshot(run.path) == before
+    assert main(["train", "--resume", "moved", "--steps", "15", "--quiet", "--allow-changed-data"]) == 0
+    assert "training goes on with the new text" in capsys.readouterr().err
+    from lesson_lib.experiment import text_sha256
+
+    assert run.read_config()["data"]["sha256"] == text_sha256(TEXT[::-1])
+    assert run.metrics().of_kind("train")[-1]["step"] == 15
+
+
+@pytest.mark.parametrize("argv", [["train", "--steps", "4", "--seed", "99999999999999999999999"],
+                                  ["train", "--steps", "4", "--seed", "-1"],
+                                  ["generate", "--run", "ok", "--seed", "99999999999999999999999"]])
+def test_a_seed_out_of_range_is_a_clear_error_and_leaves_no_folder(runs_root, text_file, capsys, argv):
+    assert main(["train", "--data", str(text_file), "--name", "ok", *SHORT]) == 0
+    capsys.readouterr()
+    assert main([*argv[:1], "--data", str(text_file), "--name", "seeded", *TINY_FLAGS, *argv[1:]]
+                if argv[0] == "train" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "seed must be a whole number from 0 to 4,294,967,295" in err, err
+    assert sorted(p.name for p in runs_root.iterdir()) == ["ok"]
+
+
+def test_a_run_name_with_a_trailing_newline_is_refused(runs_root, text_file, capsys):
+    assert main(["train", "--data", str(text_file), "--name", "trail\n", *SHORT]) == 2
+    assert "is not allowed" in capsys.readouterr().err
+    assert not runs_root.exists() or list(runs_root.iterdir()) == []
+    assert not ckpt.is_checkpoint_name("step_0000010\n")
+
+
+DAMAGES = {
+    "config without train": ("config.json", lambda run: _edit_json(run / "config.json", lambda c: c.pop("train"))),
+    "config data a string": ("config.json", lambda run: _edit_json(run / "config.json",
+                                                                   lambda c: c.__setitem__("data", "shakespeare"))),
+    "config a list": ("config.json", lambda run: (run / "config.json").write_text("[1, 2]")),
+    "meta without model": ("meta.json", lambda run: [_edit_json(c / "meta.json", lambda m: m.pop("model"))
+                                                     for c in (run / "checkpoints").glob("step_*")]),
+    "meta a list": ("meta.json", lambda run: [(c / "meta.json").write_text("[]")
+                                              for c in (run / "checkpoints").glob("step_*")]),
+    "metrics a folder": ("metrics.jsonl", lambda run: ((run / "metrics.jsonl").unlink(),
+                                                       (run / "metrics.jsonl").mkdir())),
+}
+
+
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="module")
+def healthy_run(tmp_path_factory):
+    """One tiny finished run, copied by each damage test (training it once keeps the module fast)."""
+    root = tmp_path_factory.mktemp("healthy")
+    text = root / "play.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    from conftest import TINY_GPT, TINY_TRAIN
+
+    start_run({"data": str(text), "tokenizer": "char", "model": dict(TINY_GPT), "train": {**TINY_TRAIN}},
+              name="good", root=root / "runs", progress=False)
+    return root / "runs" / "good"
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_run_file_is_named_and_hides_no_other_run(runs_root, healthy_run, capsys, damage):
+    file, make = DAMAGES[damage]
+    shutil.copytree(healthy_run, runs_root / "good")
+    shutil.copytree(healthy_run, runs_root / "bad")
+    make(runs_root / "bad")
+    capsys.readouterr()
+    assert main(["runs"]) == 0  # both listed, the damaged one said to be
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["bad", "good"], out
+    if file != "tokenizer.json":  # the listing reads the config, the log and the newest meta.json, not tokenizers
+        assert "(damaged)" in out.splitlines()[1] and "(damaged)" not in out.splitlines()[2]
+        assert f"bad/{file}" in err or f"bad/checkpoints/step_0000012/{file}" in err, err
+    # generating reads the checkpoint's meta.json and the tokenizer; resuming reads every file
+    reads = {"generate": (["generate", "--run", "bad", "--max-new-tokens", "5"], file in ("meta.json", "tokenizer.json")),
+             "resume": (["train", "--resume", "bad", "--steps", "20", "--quiet"], True)}
+    for what, (argv, needs_it) in reads.items():
+        code = main(argv)
+        err = capsys.readouterr().err
+        if not needs_it:
+            assert code == 0, (what, err)
+            continue
+        assert code == 2 and file in err and "Traceback" not in err and "KeyError" not in err, (what, err)
+    assert main(["generate", "--run", "good", "--max-new-tokens", "5"]) == 0
