@@ -1,6 +1,8 @@
 """Streamlit glue shared by the pages: cached loading, the first-start panel, a run's first prompt.
 
 Everything that is not about Streamlit lives in lesson_lib; this file only adds caching and widgets.
+A run's damaged file never breaks a page: lesson_lib's readers raise ValueError (DamagedFile) or OSError
+naming the file, and each page shows that for the one run, the others working as before.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from lesson_lib.experiment import load_trained
 from lesson_lib.plots import metrics_frame
 from lesson_lib.presets import get_preset
 from lesson_lib.runs import Metrics, list_runs, read_metrics, runs_dir
+from lesson_lib.tokenizers import load_tokenizer
 
 MAX_CACHED_MODELS = 4  # loaded models kept in memory, shared by all sessions
 
@@ -37,12 +40,25 @@ def _metrics(path: str, mtime_ns: int, size: int):
     return read_metrics(Path(path))
 
 
-def _file_state(run) -> tuple[str, int, int]:
+def _state(path: Path) -> tuple[str, int, int]:
+    """A file's path, mtime and size: a cache key that changes when the file does."""
     try:
-        stat = os.stat(run.metrics_path)
-    except FileNotFoundError:
-        return str(run.metrics_path), 0, 0
-    return str(run.metrics_path), stat.st_mtime_ns, stat.st_size
+        stat = os.stat(path)
+    except OSError:  # missing, or out of reach: read (and fail) again when that changes
+        return str(path), 0, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _file_state(run) -> tuple[str, int, int]:
+    return _state(run.metrics_path)
+
+
+def modified(path: Path) -> float:
+    """A file's modification time, for sorting runs; 0 when it cannot be read (deleted meanwhile)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def metrics(run) -> Metrics:
@@ -60,6 +76,20 @@ def frame(run) -> pd.DataFrame:
     return _frame(*_file_state(run))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def _tokenizer_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    try:
+        load_tokenizer(path)
+    except (ValueError, OSError) as e:
+        return str(e)
+    return None
+
+
+def tokenizer_problem(run) -> str | None:
+    """Why the run's tokenizer.json cannot be loaded (None if it can); checked again only when the file changes."""
+    return _tokenizer_problem(*_state(run.tokenizer_path))
+
+
 @st.cache_resource(max_entries=MAX_CACHED_MODELS, show_spinner=False)
 def _model(run_path: str, checkpoint: str, version: int):
     return load_trained(Path(run_path), checkpoint)
@@ -67,7 +97,8 @@ def _model(run_path: str, checkpoint: str, version: int):
 
 def model(run_path: str, checkpoint: str, version: int):
     """A loaded model, its tokenizer and checkpoint meta; shared by all sessions. `version` changes
-    when the checkpoint's weights are rewritten, so a stale model is never served."""
+    when the checkpoint's weights are rewritten, so a stale model is never served. A damaged file raises
+    ValueError (DamagedFile) or OSError naming it."""
     with st.spinner(t("common.loading_model")):  # shown only if loading takes more than half a second
         return _model(run_path, checkpoint, version)
 

@@ -27,6 +27,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs.title": "Runs and loss curves",
         "generate.title": "Generate",
         "train.title": "Train",
+        "app.local_only": "This dashboard can start training jobs and write uploaded files, so it listens on this "
+                          "machine only; but it was started without an address, and Streamlit then listens on every "
+                          "network interface, where anyone on your network could use it. So it shows no page. Stop "
+                          "it (Ctrl-C) and start it with `make app` in the course folder, or with `streamlit run "
+                          "app/main.py --server.address localhost`. To open it to your network on purpose, give that "
+                          "address: `make app ADDRESS=0.0.0.0`, or `--server.address 0.0.0.0`.",
         # common.py
         "common.loading_model": "Loading the model...",
         "common.a_new_run": "a new run",
@@ -35,6 +41,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "common.starter_help": "A small character-level GPT on Shakespeare: about a minute on 2 CPU cores",
         "common.no_runs": "There are no training runs yet (looked in `{root}`). Train the starter model to see "
                           "loss curves and generate text; it takes about a minute on 2 CPU cores.",
+        "common.damaged_run": "Run **{name}** cannot be used: {error}",
         # a run's state, in the Runs table and the Train page's outcome (lesson_lib.runs.STATUSES)
         "status.new": "new",
         "status.training": "training",
@@ -51,6 +58,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs.col.best_val_loss": "best val loss",
         "runs.col.checkpoints": "checkpoints",
         "runs.col.status": "state",
+        "runs.col.problem": "problem",
+        "runs.problem": "Run **{name}** is damaged: {problem}. The table shows what could be read of it.",
         "runs.damaged": "Run **{name}**: {count} damaged line(s) in metrics.jsonl were skipped (first: {first}). "
                         "The rest of the log is shown.",
         "runs.chosen": "Runs to plot",
@@ -83,7 +92,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "gen.seed": "Seed",
         "gen.seed_help": "Same seed and settings, same text",
         "gen.go": "Generate",
-        "gen.cannot_load": "This checkpoint cannot be loaded: {error}",
+        "gen.cannot_load": "Checkpoint {checkpoint} of run **{run}** cannot be loaded: {error}",
+        "gen.damaged_config": "Run **{name}**: {error}. Its checkpoints can still generate text (the prompt starts as "
+                              "for Shakespeare).",
         "gen.empty_prompt": "Type a prompt: the model needs at least one character to continue from.",
         "gen.unknown_chars": "The prompt has characters this model cannot read: {chars}. Its tokenizer was built "
                              "from the training text, which never contains them, so they have no token. Remove or "
@@ -115,6 +126,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "train.cannot_fit": "This configuration cannot train here: {error}",
         "train.memory": "Predicted training memory: {mib:,.0f} MiB.",
         "train.memory_free": "Predicted training memory: {mib:,.0f} MiB of {gib:,.1f} GiB available.",
+        "train.bad_upload": "This file cannot be trained on: {error}",
         "train.family": "Model",
         "train.tokenizer": "Tokenizer",
         "train.block": "Context length",
@@ -143,7 +155,11 @@ STRINGS: dict[str, dict[str, str]] = {
                             "checkpoint.",
         "train.resume_run": "Run",
         "train.continues": "It continues from step {at}.",
-        "train.continues_from_scratch": "It continues from step {at} (it has no checkpoint: from the start).",
+        "train.continues_from_scratch": "It continues from step {at} (it has no usable checkpoint: from the start).",
+        "train.cannot_resume": "Run **{name}** cannot be resumed: {error}",
+        "train.damaged": "Run **{name}** has a damaged file: {error}",
+        "train.skips_damaged": "Run **{name}**: {count} damaged checkpoint(s) will be skipped when it resumes (the "
+                               "newest: {first}).",
         "train.until": "Train until step",
         "train.resume": "Resume",
         "train.stop": "Stop training",
@@ -158,6 +174,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs.title": "运行与损失曲线",
         "generate.title": "生成",
         "train.title": "训练",
+        "app.local_only": "这个仪表盘可以启动训练任务、写入上传的文件，所以它只在本机监听；但它启动时没有指定地址，"
+                          "Streamlit 因此在所有网络接口上监听，你网络中的任何人都能使用它。所以这里不显示任何页面。"
+                          "请停止它（Ctrl-C），然后在课程文件夹中用 `make app` 启动，或者用 `streamlit run "
+                          "app/main.py --server.address localhost` 启动。如果确实要向你的网络开放，请明确给出地址："
+                          "`make app ADDRESS=0.0.0.0`，或 `--server.address 0.0.0.0`。",
         "common.loading_model": "正在加载模型……",
         "common.a_new_run": "一个新运行",
         "common.training": "运行 **{run}** 正在训练。请到 **训练** 页面查看进度。",
@@ -165,6 +186,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "common.starter_help": "在莎士比亚文本上训练一个小型字符级 GPT：在 2 个 CPU 核心上约需一分钟",
         "common.no_runs": "还没有训练运行（查找位置：`{root}`）。训练入门模型后即可查看损失曲线并生成文本；"
                           "在 2 个 CPU 核心上约需一分钟。",
+        "common.damaged_run": "运行 **{name}** 无法使用：{error}",
         "status.new": "新建",
         "status.training": "训练中",
         "status.finished": "已完成",
@@ -179,6 +201,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs.col.best_val_loss": "最佳验证损失",
         "runs.col.checkpoints": "检查点",
         "runs.col.status": "状态",
+        "runs.col.problem": "问题",
+        "runs.problem": "运行 **{name}** 已损坏：{problem}。表格中显示的是能读出的部分。",
         "runs.damaged": "运行 **{name}**：metrics.jsonl 中有 {count} 行损坏，已跳过（第一处：{first}）。"
                         "日志的其余部分照常显示。",
         "runs.chosen": "要绘制的运行",
@@ -209,7 +233,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "gen.seed": "随机种子",
         "gen.seed_help": "种子和设置相同，生成的文本就相同",
         "gen.go": "生成",
-        "gen.cannot_load": "无法加载这个检查点：{error}",
+        "gen.cannot_load": "无法加载运行 **{run}** 的检查点 {checkpoint}：{error}",
+        "gen.damaged_config": "运行 **{name}**：{error}。它的检查点仍然可以生成文本（提示词按莎士比亚文本的默认值开始）。",
         "gen.empty_prompt": "请输入提示词：模型至少需要一个字符才能往下写。",
         "gen.unknown_chars": "提示词中有这个模型读不了的字符：{chars}。它的分词器是从训练文本建立的，训练文本里"
                              "从未出现这些字符，所以它们没有对应的词元。请删除或替换它们。",
@@ -238,6 +263,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "train.cannot_fit": "这个配置无法在这台机器上训练：{error}",
         "train.memory": "预计训练内存：{mib:,.0f} MiB。",
         "train.memory_free": "预计训练内存：{mib:,.0f} MiB，可用 {gib:,.1f} GiB。",
+        "train.bad_upload": "这个文件不能用来训练：{error}",
         "train.family": "模型",
         "train.tokenizer": "分词器",
         "train.block": "上下文长度",
@@ -265,7 +291,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "train.no_stopped": "没有已停止的运行。在这里（或用 Ctrl-C）停止的运行可以从它的最后一个检查点继续训练。",
         "train.resume_run": "运行",
         "train.continues": "将从第 {at} 步继续。",
-        "train.continues_from_scratch": "将从第 {at} 步继续（它没有检查点：从头开始）。",
+        "train.continues_from_scratch": "将从第 {at} 步继续（它没有可用的检查点：从头开始）。",
+        "train.cannot_resume": "运行 **{name}** 无法继续训练：{error}",
+        "train.damaged": "运行 **{name}** 有一个损坏的文件：{error}",
+        "train.skips_damaged": "运行 **{name}**：继续训练时将跳过 {count} 个损坏的检查点（最新的一个：{first}）。",
         "train.until": "训练到第几步",
         "train.resume": "继续训练",
         "train.stop": "停止训练",

@@ -1,5 +1,6 @@
 """The course dashboard: `streamlit run app/main.py` (or `make app`). In English or Chinese: the
-sidebar's switch, or a link with `?lang=zh`."""
+sidebar's switch, or a link with `?lang=zh`. It listens on this machine only unless it is given an address
+on purpose (`make app ADDRESS=0.0.0.0`): see app/.streamlit/config.toml."""
 import streamlit as st
 from i18n import LANG_KEY, LANGUAGES, keep_choices, lang, t
 
@@ -15,6 +16,14 @@ if lang() != "en":
     st.query_params[LANG_KEY] = lang()
 elif LANG_KEY in st.query_params:
     del st.query_params[LANG_KEY]
+
+# Streamlit's default (no --server.address flag, no config.toml setting it, no STREAMLIT_SERVER_ADDRESS) is to
+# listen on every network interface. app/.streamlit/config.toml says localhost wherever Streamlit is started
+# (it is read beside this script), but a Streamlit that reads no config there, or a removed file, would open
+# the dashboard to the network: then it serves no page, and says how to start it.
+if not st.get_option("server.address"):
+    st.error(t("app.local_only"))
+    st.stop()
 
 pages = [
     st.Page("views/runs.py", title=t("runs.title"), icon=":material/monitoring:", default=True),

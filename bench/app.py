@@ -121,7 +121,11 @@ def time_runs_page(url: str, repeats: int = 3) -> tuple[float, list[float]]:
 def appside_runs_page(root: Path, repeats: int = 3) -> list[float]:
     import os
 
+    from streamlit import config as streamlit_config
     from streamlit.testing.v1 import AppTest
+
+    # the dashboard serves no page without an address (app/main.py); the bench may run from any folder
+    streamlit_config.set_option("server.address", "localhost")
 
     os.environ["LESSON_RUNS_DIR"] = str(root)
     times = []

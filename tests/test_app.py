@@ -2,6 +2,7 @@
 import html
 import importlib
 import json
+import os
 import re
 import shutil
 import string
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from google.protobuf.json_format import MessageToDict
@@ -27,6 +29,25 @@ def keep_torch_threads():
     threads = torch.get_num_threads()  # the app decodes on one thread; give the other tests theirs back
     yield
     torch.set_num_threads(threads)
+
+
+def set_address(address):
+    """Streamlit's server.address as a flag or config.toml would set it (None: not set anywhere)."""
+    from streamlit import config
+
+    config.set_option("server.address", address)
+
+
+@pytest.fixture(autouse=True)
+def listening_on_this_machine():
+    """Every page as `make app` serves it (--server.address localhost), wherever pytest runs from: without
+    an address the dashboard refuses to serve its pages (see test_without_an_address_...)."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    set_address("localhost")
+    yield
+    set_address(before)
 
 
 @pytest.fixture
@@ -188,6 +209,148 @@ def test_train_form_refuses_a_configuration_that_cannot_fit(runs):
     assert at.button(key="train-start").disabled
 
 
+@pytest.mark.parametrize("content, said", [
+    (b"", "mine.txt is empty"),
+    (b" \n\t\r\n  \n", "mine.txt is empty (or only whitespace)"),
+    ("Ære være Gud".encode("latin-1"), "mine.txt is not UTF-8 text"),
+    (b"a" * (jobs.MAX_UPLOAD_BYTES + 1), "the limit here is 10 MB"),
+])
+def test_train_form_checks_an_uploaded_text_before_the_model(tmp_path, monkeypatch, content, said):
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "runs"))
+    started = []
+    monkeypatch.setattr(jobs, "start", lambda spec, name, root, **kw: started.append(spec))
+    at = page("train")
+    at.radio(key="train-source").set_value("upload").run()
+    at.file_uploader(key="train-upload").set_value(("mine.txt", content, "text/plain")).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and said in errors[0], errors  # what is wrong with the file, and nothing else
+    assert not any("Predicted training memory" in c.value for c in at.caption)  # no model or memory check
+    assert at.button(key="train-start").disabled and not started
+    at.file_uploader(key="train-upload").set_value(("mine.txt", "Ære være Gud.\n".encode() * 50, "text/plain")).run()
+    assert not at.exception and not at.error and not at.button(key="train-start").disabled
+    assert any("Predicted training memory" in c.value for c in at.caption)
+
+
+# --------------------------------------------------------------------- damaged run files on every page
+
+def edit_json(path: Path, change) -> None:
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def each_meta(run: Path, change) -> None:
+    for checkpoint in Run(run).checkpoints():
+        edit_json(checkpoint / "meta.json", change)
+
+
+def without(key):
+    return lambda d: {k: v for k, v in d.items() if k != key}
+
+
+def folder_for(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+# a damaged copy of 'tiny' each: its name -> (the file a page that reads it names, the damage)
+DAMAGES = {
+    "config-without-train": ("config.json", lambda run: edit_json(run / "config.json", without("train"))),
+    "config-data-a-string": ("config.json", lambda run: edit_json(run / "config.json",
+                                                                  lambda c: {**c, "data": "shakespeare"})),
+    "config-a-list": ("config.json", lambda run: edit_json(run / "config.json", lambda c: [c])),
+    "meta-without-model": ("meta.json", lambda run: each_meta(run, without("model"))),
+    "meta-a-list": ("meta.json", lambda run: each_meta(run, lambda m: [m])),
+    "tokenizer-a-list": ("tokenizer.json", lambda run: edit_json(run / "tokenizer.json", lambda t: [t])),
+    "tokenizer-without-chars": ("tokenizer.json", lambda run: edit_json(run / "tokenizer.json", without("chars"))),
+    "metrics-a-folder": ("metrics.jsonl", lambda run: folder_for(run / "metrics.jsonl")),
+}
+
+
+@pytest.fixture
+def damaged_runs(runs):
+    """Beside the healthy 'tiny' (stopped: it can be resumed), one damaged copy of it for each of DAMAGES."""
+    Run(runs / "tiny").log({"kind": "event", "event": "resume", "step": 20})  # as if killed: stopped
+    for name, (_, damage) in DAMAGES.items():
+        shutil.copytree(runs / "tiny", runs / name)
+        damage(runs / name)
+    return runs
+
+
+def naming(messages, name: str, file: str) -> list[str]:
+    """The messages that name run `name` and its file `file` (by its path in the run folder)."""
+    return [m.value for m in messages if f"**{name}**" in m.value and f"/{name}/" in m.value and f"/{file}" in m.value]
+
+
+def test_the_runs_page_lists_damaged_runs_with_their_problem(damaged_runs):
+    at = page("runs")
+    table = at.dataframe[0].value.set_index("name")
+    assert set(table.index) == {"tiny", *DAMAGES}  # every run stays in the table
+    for name, (file, _) in DAMAGES.items():
+        if file != "tokenizer.json":  # what this page reads: config, log and the newest checkpoint's meta
+            assert naming(at.warning, name, file), name
+            assert f"/{name}/" in table.loc[name, "problem"] and file in table.loc[name, "problem"], name
+        else:
+            assert pd.isna(table.loc[name, "problem"]) and table.loc[name, "steps"] == 20, name
+    assert pd.isna(table.loc["tiny", "problem"]) and table.loc["tiny", "steps"] == 20
+    assert table.loc["tiny", "best_val_loss"] > 0
+    at.multiselect(key="runs-chosen").set_value(["tiny", *DAMAGES]).run()  # the curves of every one
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_the_generate_page_names_a_damaged_run_and_the_others_still_generate(damaged_runs):
+    at = page("generate", run="tiny")
+    assert set(at.selectbox(key="gen-run").options) == {"tiny", *DAMAGES}
+    for name, (file, _) in DAMAGES.items():
+        at.selectbox(key="gen-run").set_value(name).run()
+        assert not at.exception, (name, [e.message for e in at.exception])
+        if file in ("meta.json", "tokenizer.json"):  # its model cannot be loaded: said when it is picked
+            assert naming(at.error, name, file), (name, [e.value for e in at.error])
+            assert at.button(key="gen-go").disabled, name
+        elif file == "config.json":  # read for its prompt; its checkpoints still generate
+            assert naming(at.warning, name, file) and not at.error, name
+            assert not at.button(key="gen-go").disabled, name
+        else:
+            assert not at.error and not at.button(key="gen-go").disabled, name
+    at.selectbox(key="gen-run").set_value("config-a-list").run()
+    at.slider(key="gen-max").set_value(20)
+    at.button(key="gen-go").click().run()
+    assert not at.exception and not at.error and any("20 tokens" in c.value for c in at.caption)
+    at.selectbox(key="gen-run").set_value("tiny").run()
+    assert not at.exception and not at.error and not at.warning
+    at.button(key="gen-go").click().run()
+    assert not at.exception and not at.error and any("20 tokens" in c.value for c in at.caption)
+
+
+def test_the_generate_page_survives_a_val_loss_that_is_not_a_number(runs):
+    for checkpoint in Run(runs / "tiny").checkpoints():
+        edit_json(checkpoint / "meta.json", lambda m: {**m, "val_loss": "low"})
+    at = page("generate")
+    at.slider(key="gen-max").set_value(10)
+    at.button(key="gen-go").click().run()
+    assert not at.exception and not at.error and any("10 tokens" in c.value for c in at.caption)
+
+
+def test_the_train_page_offers_no_damaged_run_for_resuming(damaged_runs):
+    at = page("train")
+    offered = at.selectbox(key="train-resume-run").options
+    assert "tiny" in offered
+    warnings = [*at.warning, *at.error]
+    for name, (file, _) in DAMAGES.items():
+        if file == "meta.json":  # resuming skips damaged checkpoints: offered, starting from an earlier one
+            assert name in offered, name
+            at.selectbox(key="train-resume-run").set_value(name).run()
+            assert not at.exception, name
+            assert naming(at.warning, name, file), (name, [w.value for w in at.warning])
+            assert any("from step 0" in c.value for c in at.caption), name
+            assert not at.button(key="train-resume").disabled
+        else:  # its config, tokenizer or log cannot be read: not offered, and why
+            assert name not in offered, name
+            assert naming(warnings, name, file), (name, [w.value for w in warnings])
+    at.selectbox(key="train-resume-run").set_value("tiny").run()
+    assert not at.exception and any("continues from step 20" in c.value for c in at.caption)
+    assert at.number_input(key="train-resume-steps").value == 20
+
+
 def test_the_outcome_of_the_latest_run_is_shown_with_its_links(runs):
     at = page("train")
     finished = [s.value for s in at.success]
@@ -200,10 +363,75 @@ def test_the_outcome_of_the_latest_run_is_shown_with_its_links(runs):
 def test_the_dashboard_listens_on_this_machine_only_and_hides_deploy():
     import tomllib
 
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    # the course folder's settings (read when Streamlit starts there), and the same beside app/main.py
+    # (read wherever `streamlit run .../app/main.py` starts, `cd app && streamlit run main.py` included)
+    course, beside_main = (tomllib.loads((folder / ".streamlit" / "config.toml").read_text())
+                           for folder in (ROOT, ROOT / "app"))
+    assert course == beside_main
+    config = beside_main
     assert config["server"]["address"] == "localhost"
     assert config["server"]["maxUploadSize"] * 2**20 == jobs.MAX_UPLOAD_BYTES
     assert config["client"]["toolbarMode"] in ("viewer", "minimal")
+
+
+@pytest.mark.parametrize("address", [None, ""])
+def test_without_an_address_the_dashboard_refuses_to_serve_its_pages(tmp_path, monkeypatch, address):
+    # Streamlit's default (no flag, no config.toml, no STREAMLIT_SERVER_ADDRESS) listens on every interface
+    monkeypatch.setenv("LESSON_RUNS_DIR", str(tmp_path / "runs"))
+    set_address(address)
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception and not at.title and not at.dataframe  # no page at all
+    refusal = [e.value for e in at.error]
+    assert len(refusal) == 1 and "this machine only" in refusal[0]
+    assert "make app" in refusal[0] and "--server.address localhost" in refusal[0] and "0.0.0.0" in refusal[0]
+    at.switch_page("views/train.py").run()  # a page's own address: refused as well
+    assert not at.exception and not at.title and not at.button and len(at.error) == 1
+    for chosen in ("localhost", "0.0.0.0"):  # given, on purpose: the pages are served
+        set_address(chosen)
+        at = AppTest.from_file(MAIN, default_timeout=60).run()
+        assert not at.exception and not at.error and at.title[0].value == "Runs and loss curves"
+
+
+def listening_addresses(pid: int) -> set[str]:
+    import psutil
+
+    return {c.laddr.ip for c in psutil.Process(pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+@pytest.mark.parametrize("folder", ["app", "elsewhere"])
+def test_started_from_another_folder_it_listens_on_this_machine_only(tmp_path, folder):
+    """`cd app && streamlit run main.py`, or `streamlit run .../app/main.py` typed in a folder with no .streamlit/,
+    with a home without one: it listens on loopback only (app/.streamlit/config.toml), not on every interface."""
+    pytest.importorskip("psutil")
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env.update(HOME=str(tmp_path), LESSON_RUNS_DIR=str(tmp_path / "runs"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", MAIN, "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none"],
+        env=env, cwd=ROOT / "app" if folder == "app" else tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(240):  # until it answers (at most a minute)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                    if answer.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                if server.poll() is not None:
+                    break
+                time.sleep(0.25)
+        assert server.poll() is None, server.stdout.read()[-3000:]
+        addresses = listening_addresses(server.pid)
+        assert addresses and addresses <= {"127.0.0.1", "::1"}, addresses
+    finally:
+        server.kill()
+        server.wait(timeout=30)
 
 
 def test_train_form_can_ask_for_tensorboard_event_files(runs, monkeypatch):

@@ -1,12 +1,13 @@
 """Generate: text from a trained checkpoint, streamed as it is produced, with the model's
-probabilities beside it so a learner sees why each token was picked."""
+probabilities beside it so a learner sees why each token was picked. A run picked whose checkpoint
+or tokenizer is damaged says which file and how, and cannot be asked for text."""
 import html
 import re
 import time
 
 import plotly.graph_objects as go
 import streamlit as st
-from common import model, no_runs_yet, root, start_starter_button
+from common import model, no_runs_yet, root, start_starter_button, tokenizer_problem
 from i18n import shown_as, t
 
 from lesson_lib import checkpoints as ckpt
@@ -62,6 +63,26 @@ def prompt_for(run) -> None:
     st.session_state["gen-default"] = default
 
 
+def problems(run, which: str, label: str) -> tuple[str | None, str | None]:
+    """What is wrong with the picked run, read as it is picked: a warning about its config.json (its
+    checkpoints still generate), and an error when its checkpoint's meta.json or its tokenizer cannot be
+    read (the weights are read when Generate is pressed)."""
+    warning = error = None
+    try:
+        run.read_config()
+    except (ValueError, OSError) as e:
+        warning = t("gen.damaged_config", name=run.name, error=e)
+    try:
+        ckpt.read_meta(run.checkpoint(which))
+    except (ValueError, OSError) as e:
+        error = t("gen.cannot_load", run=run.name, checkpoint=label, error=e)
+    else:
+        problem = tokenizer_problem(run)
+        if problem:
+            error = t("common.damaged_run", name=run.name, error=problem)
+    return warning, error
+
+
 def token_view(tokens) -> str:
     """Each token's text, HTML-escaped, on a background as dark as its probability. Text with Chinese
     (or other CJK) characters is marked as Chinese, so the browser draws it with a Chinese font."""
@@ -101,6 +122,7 @@ with settings:
     words = {c: t(f"gen.checkpoint.{c}") if c in ("best", "latest") else c for c in choices}
     which = st.selectbox(t("gen.checkpoint"), choices, key="gen-checkpoint", help=t("gen.checkpoint_help"),
                          format_func=shown_as("gen-checkpoint", words))
+    warning, error = problems(run, which, words[which])
     prompt_for(run)
     prompt = st.text_area(t("gen.prompt"), max_chars=MAX_PROMPT_CHARS, key="gen-prompt")
     temperature = st.slider(t("gen.temperature"), 0.0, 2.0, 0.8, 0.05, key="gen-temperature",
@@ -110,23 +132,28 @@ with settings:
     max_new = st.slider(t("gen.max_new"), 1, MAX_NEW_TOKENS, 300, key="gen-max",
                         help=t("gen.max_new_help", most=MAX_NEW_TOKENS, cap=PACKAGE_CAP))
     seed = st.number_input(t("gen.seed"), 0, 2**31 - 1, 1, key="gen-seed", help=t("gen.seed_help"))
-    pressed = st.button(t("gen.go"), type="primary", key="gen-go")
+    pressed = st.button(t("gen.go"), type="primary", key="gen-go", disabled=error is not None)
 
 with output:
-    if pressed:
+    if warning:
+        st.warning(warning)
+    if error:
+        st.error(error)
+    if pressed and not error:
         try:
             folder = run.checkpoint(which)
             lm, tokenizer, meta = model(str(run.path), folder.name, ckpt.weights_version(folder))
-        except (FileNotFoundError, ValueError) as e:
-            st.error(t("gen.cannot_load", error=e))
+        except (ValueError, OSError) as e:  # FileNotFoundError, DamagedFile (a ValueError) and the like
+            st.error(t("gen.cannot_load", run=run.name, checkpoint=words[which], error=e))
             st.stop()
         if not prompt:
             st.error(t("gen.empty_prompt"))
             st.stop()
         config = SamplingConfig(max_new_tokens=max_new, temperature=temperature, top_k=top_k or None,
                                 top_p=top_p if top_p < 1 else None, seed=seed)
+        loss = meta.get("val_loss")  # meta.json is checked for its step and model, not for this
         st.caption(t("gen.meta", run=meta["run"], checkpoint=meta["checkpoint"],
-                     loss=meta.get("val_loss") or float("nan")))
+                     loss=loss if isinstance(loss, (int, float)) and not isinstance(loss, bool) else float("nan")))
         text_box = st.container(key="gen-output")
         text_box.markdown(as_bold_markdown(prompt))
         tokens, clock = [], {"start": time.perf_counter()}

@@ -1,7 +1,8 @@
-"""Runs and loss curves: every run in the runs folder, and the curves of the ones selected."""
+"""Runs and loss curves: every run in the runs folder, and the curves of the ones selected. A run with a
+damaged file stays in the table with what could be read of it, and its problem said under the table."""
 import pandas as pd
 import streamlit as st
-from common import frame, metrics, no_runs_yet, root
+from common import frame, metrics, modified, no_runs_yet, root
 from i18n import chart_titles, shown_as, status, t
 
 from lesson_lib.plots import X_AXES, loss_curves, metric_panels
@@ -15,11 +16,14 @@ if no_runs_yet("runs-start-starter"):
 def runs_section():
     runs = list_runs(root())
     logs = {run.name: metrics(run) for run in runs}
-    table = pd.DataFrame([run.summary(logs[run.name]) for run in runs])
+    summaries = {run.name: run.summary(logs[run.name]) for run in runs}  # never raises: "problem" says what is wrong
+    table = pd.DataFrame(list(summaries.values()))
     if len(table):
         table["status"] = table["status"].map(status)  # a word of the page's language
+        if table["problem"].isna().all():
+            table = table.drop(columns="problem")  # no damaged run: no empty column
     column = {name: t(f"runs.col.{name}") for name in
-              ("name", "family", "tokenizer", "steps", "checkpoints", "status")}
+              ("name", "family", "tokenizer", "steps", "checkpoints", "status", "problem")}
     st.dataframe(
         table, hide_index=True, width="stretch",
         column_config={
@@ -29,12 +33,16 @@ def runs_section():
             "best_val_loss": st.column_config.NumberColumn(t("runs.col.best_val_loss"), format="%.4f"),
         })
     for name, log in logs.items():
-        if log.warnings:
+        problem = summaries[name]["problem"]
+        if problem:
+            st.warning(t("runs.problem", name=name, problem=problem))
+        if log.warnings and problem not in log.warnings:  # lines skipped in a log otherwise read
             st.warning(t("runs.damaged", name=name, count=len(log.warnings), first=log.warnings[0]))
 
     names = [run.name for run in runs]
     asked = st.query_params.get("run")  # a link from the Train page: ?run=NAME
-    newest = [asked] if asked in names else [run.name for run in sorted(runs, key=lambda r: r.config_path.stat().st_mtime)][-5:]
+    by_age = sorted(runs, key=lambda r: modified(r.config_path))
+    newest = [asked] if asked in names else [run.name for run in by_age][-5:]
     chosen = st.multiselect(t("runs.chosen"), names, default=[n for n in names if n in newest], key="runs-chosen")
     if not chosen:
         st.caption(t("runs.pick"))

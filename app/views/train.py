@@ -3,16 +3,19 @@
 The run trains in a background process (lesson_lib.jobs) that outlives this browser tab; one at a
 time from the dashboard. The page builds a run spec and hands it to `jobs.start`, which checks it
 with the same function as the command line; a configuration predicted not to fit in this
-machine's memory is refused before it starts.
+machine's memory is refused before it starts, and so is an uploaded file that is not trainable text
+(empty, not UTF-8, too big), before any model or memory check. A run whose config, tokenizer or log
+cannot be read is not offered for resuming, and the page says why.
 """
 import datetime as dt
 
 import streamlit as st
-from common import metrics, root
+from common import metrics, modified, root, tokenizer_problem
 from i18n import chart_titles, preset_description, shown_as, status, t
 
 from lesson_lib import checkpoints as ckpt
 from lesson_lib import jobs, memory
+from lesson_lib.data import DataError, decode_text
 from lesson_lib.experiment import check_spec
 from lesson_lib.models import FAMILIES
 from lesson_lib.plots import loss_curves, metrics_frame
@@ -23,6 +26,13 @@ from lesson_lib.tokenizers import TOKENIZER_KINDS
 MAX_UPLOAD_MB = jobs.MAX_UPLOAD_BYTES // 2**20
 
 st.title(t("train.title"))
+
+
+def planned_steps(run: Run) -> int | None:
+    """The step budget in the run's config.json (None if it has none); ValueError (DamagedFile) or OSError
+    when the file cannot be read."""
+    steps = run.read_config()["train"].get("max_steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def follow() -> None:
@@ -37,8 +47,10 @@ def follow() -> None:
     log = metrics(run)
     train = log.of_kind("train")
     try:
-        total = run.read_config()["train"]["max_steps"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        total = planned_steps(run)
+    except (ValueError, OSError):  # not written yet (or damaged meanwhile)
+        total = None
+    if total is None:
         st.info(t("train.run_starting", run=job.run))
         return
     step = train[-1]["step"] if train else 0
@@ -55,7 +67,11 @@ def follow() -> None:
 
 def outcome(run: Run) -> None:
     """How a run's last attempt ended, however it was started, and where to go from here."""
-    o = run.outcome(metrics(run))
+    o = run.outcome(metrics(run))  # never raises: "problem" says which file is damaged
+    if o["problem"]:
+        st.warning(t("train.damaged", name=run.name, error=o["problem"]))
+        if o["status"] == "new":  # its log says nothing either
+            return
     best = t("train.best", loss=o["best_val_loss"]) if o["best_val_loss"] is not None else t("train.no_eval")
     said = t("train.outcome", name=run.name, status=status(o["status"]), steps=o["steps"], best=best)
     if o["status"] == "finished":
@@ -78,11 +94,10 @@ def outcome(run: Run) -> None:
 def latest_outcome() -> None:
     """The outcome of the most recent run, or why the last job failed before its run existed."""
     runs = list_runs(root())
-    latest = max(runs, key=lambda r: r.metrics_path.stat().st_mtime if r.metrics_path.exists() else 0,
-                 default=None)
+    latest = max(runs, key=lambda r: modified(r.metrics_path), default=None)
     last_job = jobs.last_job(root())
     if last_job and not run_exists(last_job.run, root()):
-        if latest is None or last_job.started > latest.config_path.stat().st_mtime:
+        if latest is None or last_job.started > modified(latest.config_path):
             st.error(t("train.did_not_start", run=last_job.run))
             st.code(jobs.log_tail(last_job.run, root()) or t("train.no_output"))
             return
@@ -161,22 +176,28 @@ def new_run_form() -> None:
     sources = {s: t(f"train.source.{s}") for s in SOURCES}
     source = st.radio(t("train.source"), list(sources), format_func=shown_as("train-source", sources), horizontal=True,
                       key="train-source")
-    upload = None
+    upload = text = None
     if source == "upload":
         upload = st.file_uploader(t("train.upload", mb=MAX_UPLOAD_MB), type=["txt"], key="train-upload")
     name = st.text_input(t("train.name"), f"{default_name}-{dt.datetime.now():%m%d-%H%M%S}", key="train-name")
     if st.checkbox(t("train.tensorboard"), key="train-tensorboard", help=t("train.tensorboard_help", root=root())):
         spec = {**spec, "train": {**(spec.get("train") or {}), "tensorboard": True}}
     ready = True
-    try:
-        # an upload's text is checked when it is there (jobs.start writes it to a file of its own)
-        spec = check_spec({**spec, "data": source if source != "upload" else "shakespeare"})
-    except (ValueError, TypeError) as e:
-        st.error(str(e))
-        ready = False
+    if upload is not None:  # the text first: an empty file is not a model with no vocabulary
+        try:
+            text = decode_text(upload.getvalue(), upload.name, max_bytes=jobs.MAX_UPLOAD_BYTES)
+        except DataError as e:
+            st.error(t("train.bad_upload", error=e))
+            ready = False
+    if ready:
+        try:
+            # the spec with a stand-in corpus for an upload (jobs.start writes its text to a file of its own)
+            spec = check_spec({**spec, "data": source if source != "upload" else "shakespeare"})
+        except (ValueError, TypeError) as e:
+            st.error(str(e))
+            ready = False
     if ready:  # characters: a bound for a named corpus, an upload's own count where known
-        vocab = spec.get("vocab_size") or (len(set(upload.getvalue().decode("utf-8", "ignore"))) if upload
-                                           else CHAR_VOCAB_BOUND.get(source, 256))
+        vocab = spec.get("vocab_size") or (len(set(text)) if text is not None else CHAR_VOCAB_BOUND.get(source, 256))
         ready = memory_check(spec, vocab)
     if not st.button(t("train.start"), type="primary", key="train-start", disabled=not ready):
         return
@@ -197,27 +218,63 @@ def new_run_form() -> None:
     st.rerun()
 
 
-def last_checkpoint_step(run: Run) -> int:
-    """The step of the run's newest checkpoint (0 without one): where resuming it continues."""
+def resume_start(run: Run) -> tuple[int, list[str]]:
+    """Where resuming the run continues: the step of its newest checkpoint whose meta.json reads (0 without
+    one), and what is wrong with the newer ones, newest first (resuming skips a damaged checkpoint)."""
+    damaged = []
+    for folder in reversed(run.checkpoints()):
+        try:
+            return ckpt.read_meta(folder)["step"], damaged
+        except (ValueError, OSError) as e:
+            damaged.append(str(e))
+    return 0, damaged
+
+
+def resume_problem(run: Run, log) -> str | None:
+    """Why the run cannot be resumed, in lesson_lib's words naming the file: its config.json, its log or its
+    tokenizer cannot be read (None: it can be; a damaged checkpoint is skipped by resuming, see resume_start)."""
     try:
-        return int(ckpt.read_meta(run.checkpoint("latest"))["step"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return 0
+        run.read_config()
+    except (ValueError, OSError) as e:
+        return str(e)
+    if log.warnings and not log.records:  # the log cannot be read at all (a folder, no permission)
+        return log.warnings[0]
+    return tokenizer_problem(run)
+
+
+def resumable_runs() -> tuple[list[Run], int]:
+    """The stopped and failed runs that can be resumed, and how many damaged ones were left out (each with a
+    warning saying which file and how)."""
+    offered, refused = [], 0
+    for run in list_runs(root()):
+        log = metrics(run)
+        unreadable_log = bool(log.warnings) and not log.records  # its state is not known
+        if run.status(log) not in ("stopped", "failed") and not unreadable_log:
+            continue
+        problem = resume_problem(run, log)
+        if problem:
+            st.warning(t("train.cannot_resume", name=run.name, error=problem))
+            refused += 1
+        else:
+            offered.append(run)
+    return offered, refused
 
 
 def resume_form() -> None:
-    resumable = [r for r in list_runs(root()) if r.status() in ("stopped", "failed")]
+    resumable, refused = resumable_runs()
     if not resumable:
-        st.caption(t("train.no_stopped"))
+        if not refused:  # else the warnings above said why
+            st.caption(t("train.no_stopped"))
         return
     chosen = st.selectbox(t("train.resume_run"), [r.name for r in resumable], key="train-resume-run")
     run = next(r for r in resumable if r.name == chosen)
-    at = last_checkpoint_step(run)
-    planned = max(at, 1)
+    at, damaged = resume_start(run)
+    if damaged:
+        st.warning(t("train.skips_damaged", name=run.name, count=len(damaged), first=damaged[0]))
     try:
-        planned = max(int(run.read_config()["train"]["max_steps"]), at, 1)
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        pass
+        planned = max(planned_steps(run) or 0, at, 1)
+    except (ValueError, OSError):  # checked above; changed since
+        planned = max(at, 1)
     st.caption(t("train.continues_from_scratch" if at == 0 else "train.continues", at=at))
     steps = st.number_input(t("train.until"), max(at, 1), 1_000_000, planned, key="train-resume-steps")
     if st.button(t("train.resume"), key="train-resume"):
