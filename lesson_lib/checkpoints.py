@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .fileio import DamagedFile, fsync_dir, fsync_file, read_json, read_json_object, refuse_link, write_json
+from .fileio import (DamagedFile, fsync_dir, fsync_file, read_json, read_json_object, refuse_link,
+                     remove_leftover_temporaries, write_json)
 
 _PREFIX = "step_"
 _NAME = re.compile(r"step_\d{7,}")  # matched whole (fullmatch): "step_0000010\n" is not a checkpoint's name
@@ -224,6 +225,7 @@ def prune(folder: Path, keep_last: int) -> None:
         match = _TEMPORARY.match(leftover.name)
         if match and (match.group(1) == "del" or not _may_be_writing(int(match.group(2)))):
             shutil.rmtree(leftover, ignore_errors=True)
+    remove_leftover_temporaries(folder, ("best.json",))  # a kill mid-write of best.json; only the writer prunes
 
 
 def _delete(checkpoint: Path) -> None:

@@ -21,6 +21,7 @@ has to import the other for them:
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import shutil
@@ -99,6 +100,16 @@ def read_json_object(path: Path, what_to_do: str = "delete the file or the run")
     if not isinstance(data, dict):
         raise DamagedFile(f"{path} is damaged: it holds a JSON {type(data).__name__}, not an object; {what_to_do}")
     return data
+
+
+def remove_leftover_temporaries(folder: Path, names: tuple[str, ...]) -> None:
+    """Delete the temporary files `atomic_write` (or `FileLock.record`) left in `folder` for these file
+    names when its process was killed mid-write (`.NAME.*.tmp`). Call it only holding the lock that
+    every writer of those files holds: then no live process is writing them."""
+    for name in names:
+        for leftover in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+            if leftover.is_symlink() or leftover.is_file():
+                leftover.unlink(missing_ok=True)
 
 
 def refuse_link(path: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import checkpoints as ckpt
 from .fileio import (DamagedFile, FileLock, LockBusy, append_bytes, describe_holder, lock_holder, read_json_object,
-                     refuse_link, write_json)
+                     refuse_link, remove_leftover_temporaries, write_json)
 
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # whole names only: fullmatch, so no trailing newline
 STATUSES = ("new", "training", "finished", "stopped", "failed")
@@ -282,6 +282,8 @@ class Run:
         except BaseException:
             self.release()
             raise
+        # what a writer killed mid-write left (a kill between writing a temporary file and renaming it)
+        remove_leftover_temporaries(self.path, (self.config_path.name, self.tokenizer_path.name, self.LOCK_NAME))
         return self
 
     def refuse_links(self) -> None:

@@ -665,3 +665,30 @@ def test_a_damaged_run_file_is_named_and_hides_no_other_run(runs_root, healthy_r
             continue
         assert code == 2 and file in err and "Traceback" not in err and "KeyError" not in err, (what, err)
     assert main(["generate", "--run", "good", "--max-new-tokens", "5"]) == 0
+
+
+KILLED_MID_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from lesson_lib.fileio import write_json
+
+    def replace(*args, **kwargs):  # the temporary file written and synced; SIGKILL before it is renamed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace
+    write_json(sys.argv[1], {"written": "never"})
+""")
+
+
+def test_temporary_files_of_a_writer_killed_mid_write_are_cleaned_up(runs_root, text_file, tmp_path):
+    assert main(["train", "--data", str(text_file), "--name", "leftover", *SHORT]) == 0
+    run = Run(runs_root / "leftover")
+    script = tmp_path / "write.py"
+    script.write_text(KILLED_MID_WRITE)
+    for path in (run.config_path, run.checkpoints_path / "best.json"):  # the probe's nine kills left a best.json's
+        killed = subprocess.run([sys.executable, str(script), str(path)], capture_output=True,
+                                cwd=Path(__file__).resolve().parents[1])
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    hidden = lambda: sorted(p.name for p in run.path.rglob(".*.tmp"))  # noqa: E731
+    assert len(hidden()) == 2 and run.read_config()["train"]["max_steps"] == 10  # the old files stand
+    assert main(["train", "--resume", "leftover", "--steps", "15", "--quiet"]) == 0
+    assert hidden() == []
