@@ -18,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # solutions/ sits at the top of the course folder, outside the package
 CHAPTERS = sorted({int(i[2:4]) for i in EXERCISES})
 SEEDS = range(8)  # checks draw fresh inputs for a learner: the solutions must pass on any seed
+# The reference solutions on 1,000 seeds and the wrong answers on 100 (issue 28): a check that fails a correct
+# answer on any seed is a defect, and one in a few hundred seeds (ch09.padding-mask, seeds 183, 249 and 588
+# before its fix) is not seen on 8.
+SOLUTION_SEEDS = range(1000)
+WRONG_SEEDS = range(100)
+# Fewer for the slowest checks, whose every seed is already many cases (40 poems; 3 GPTs built; 3 tiny training
+# loops; scikit-learn's metrics; 5 steps of torch's Adam): each took this long for 1,000 seeds on 2 cores, 33 s in
+# all of this file's 56 s, and passed on all 1,000 when measured (issue 28). On 250 seeds they take a quarter.
+SLOW_SOLUTION_SEEDS = range(250)
+SLOW_CHECKS = {"ch02.loop-with-clipping": 6.9, "ch10.even-line-rhyme": 5.3, "ch05.gpt-params": 5.2,
+               "ch09.macro-f1": 4.7, "ch10.alternating": 4.2, "ch04.adam-bias-correction": 3.4, "ch09.recall": 2.8}
 
 
 def solutions(chapter: int):
@@ -31,9 +42,10 @@ def stub(*args):
 @pytest.mark.parametrize("id", sorted(EXERCISES))
 def test_the_reference_solution_passes(id):
     solution = solutions(int(id[2:4])).SOLUTIONS[id]
-    for seed in SEEDS:
-        verdict = check(id, solution, seed=seed, quiet=True)
-        assert verdict.status == "passed", f"{id} seed {seed}: {verdict}"
+    seeds = SLOW_SOLUTION_SEEDS if id in SLOW_CHECKS else SOLUTION_SEEDS
+    failed = [(seed, verdict.message) for seed in seeds
+              if (verdict := check(id, solution, seed=seed, quiet=True)).status != "passed"]
+    assert not failed, f"{id} fails its reference solution on {len(failed)} seeds: {failed[:5]}"
 
 
 @pytest.mark.parametrize("id", sorted(EXERCISES))
@@ -47,7 +59,7 @@ WRONG = [(chapter, i, case) for chapter in CHAPTERS for i, case in enumerate(sol
 @pytest.mark.parametrize("chapter, index, case", WRONG, ids=[f"{c[0]}-{i}" for _, i, c in WRONG])
 def test_a_wrong_answer_fails_with_its_hint(chapter, index, case):
     id, answer, hint = case
-    for seed in SEEDS:
+    for seed in WRONG_SEEDS:
         verdict = check(id, answer, seed=seed, quiet=True)
         assert verdict.status == "failed" and hint in verdict.message, f"{id} seed {seed}: {verdict}"
         assert "replace the `raise" not in verdict.message
@@ -58,6 +70,14 @@ def test_every_exercise_has_a_solution_and_a_wrong_answer():
         module = solutions(chapter)
         assert set(module.SOLUTIONS) == {e.id for e in exercises_of(chapter)}
         assert {id for id, _, _ in module.WRONG} == set(module.SOLUTIONS)
+
+
+def test_float64_labels_are_told_that_the_exercise_asks_for_float32():
+    # 5.1 says float32, 4 bytes a number; Keras 3's to_categorical gives float64, 8 bytes: told apart, not a
+    # bare "you gave ..." (the text said "float32 as Keras stores them", which Keras 3 does not)
+    for seed in SEEDS:
+        verdict = check("ch05.one-hot-bytes", lambda n, vocab: 8 * n * vocab, seed=seed, quiet=True)
+        assert verdict.status == "failed" and "to_categorical" in verdict.message, verdict
 
 
 def test_a_hard_coded_answer_fails_on_fresh_inputs():

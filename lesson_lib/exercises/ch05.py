@@ -18,6 +18,9 @@ def _one_hot_bytes(answer, seed):
         got = as_number(answer(n, vocab), "the number of bytes")
         if got == n * vocab:
             raise Wrong("that counts the entries; each is a float32 of 4 bytes")
+        if got == 8 * n * vocab:
+            raise Wrong("that is float64, 8 bytes a number, as keras.utils.to_categorical returns them in Keras 3; "
+                        "the exercise asks for the labels stored as float32, 4 bytes a number")
         if got != 4 * n * vocab:
             raise Wrong(f"for {n:,} labels over {vocab:,} words you gave {got:,}: one float32 per word per label")
 

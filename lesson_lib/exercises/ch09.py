@@ -84,8 +84,19 @@ def _training_time(answer, seed):
 def _padding_mask(answer, seed):
     rng = np.random.default_rng(seed)
     T = 7
-    lengths = torch.tensor(rng.integers(1, T + 1, size=4))
-    lengths[0] = T
+    drawn = rng.integers(1, T + 1, size=4)
+    drawn[0] = T
+    # Two batches: the one drawn, in which every sequence may have the full length (then the right mask is the
+    # causal mask alone, and must pass: it did not, on 3 seeds in 1,000), and one with a padded sequence for sure,
+    # so that an answer that ignores the padding fails on every seed.
+    padded = rng.integers(1, T + 1, size=4)
+    padded[0], padded[1] = T, rng.integers(1, T)
+    for lengths in (torch.tensor(drawn), torch.tensor(padded)):
+        _one_padding_mask(answer, lengths, T)
+
+
+def _one_padding_mask(answer, lengths, T):
+    B = len(lengths)
     real = torch.arange(T)[None, :] < lengths[:, None]  # (B, T): right padding
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     expected = causal[None] & real[:, None, :]  # (B, T_query, T_key)
@@ -93,13 +104,14 @@ def _padding_mask(answer, seed):
     if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
         raise Wrong("return a boolean tensor: True where a query position may attend to a key position; got "
                     f"{'a tensor of ' + str(got.dtype) if isinstance(got, torch.Tensor) else describe(got)}")
-    expect_shape(got, (4, T, T), "the mask (batch, query, key)")
-    if torch.equal(got, causal.expand(4, T, T)):
+    expect_shape(got, (B, T, T), "the mask (batch, query, key)")
+    if torch.equal(got, expected):  # first: with no padding in the batch, the right mask is the causal one
+        return
+    if torch.equal(got, causal.expand(B, T, T)):
         raise Wrong("that is the causal mask alone: the padding positions must not be attended to either")
     if torch.equal(got, causal[None] & real[:, :, None]):
         raise Wrong("the padding is masked on the query side: mask the keys (the columns), so that no real "
                     "token reads a padding position")
-    if not torch.equal(got, expected):
-        b, i, j = (int(x) for x in (got != expected).nonzero()[0])
-        raise Wrong(f"sequence {b} (length {int(lengths[b])}): query {i} and key {j} should be "
-                    f"{'allowed' if expected[b, i, j] else 'masked'}")
+    b, i, j = (int(x) for x in (got != expected).nonzero()[0])
+    raise Wrong(f"sequence {b} (length {int(lengths[b])}) of a batch padded to {T}: query {i} and key {j} should "
+                f"be {'allowed' if expected[b, i, j] else 'masked'}")

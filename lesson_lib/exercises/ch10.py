@@ -8,10 +8,11 @@ from .core import Wrong, describe, exercise
 
 # characters the made-up poems are written with (any would do: the checks look only at the shape)
 _CHARS = "春风明月山水花江云夜天人秋雨归客长城白日孤舟寒烟草木深故乡千里万家清光落叶"
+_CHAR_ARRAY = np.array(list(_CHARS))  # made once: rng.choice turns a list into an array on every call
 
 
 def _verse(rng, length: int, mark: str) -> str:
-    return "".join(rng.choice(list(_CHARS), size=length)) + mark
+    return "".join(rng.choice(_CHAR_ARRAY, size=length).tolist()) + mark
 
 
 def _layout(rng, verses: list[str]) -> str:
@@ -110,7 +111,7 @@ def _alternating(answer, seed):
 def _rhyme_case(rng, table: dict[str, str | None]) -> str:
     count = int(rng.choice([4, 8]))
     length = int(rng.choice([5, 7]))
-    ends = {g: [c for c, h in table.items() if h == g] for g in ("A", "B", None)}
+    ends = {g: np.array([c for c, h in table.items() if h == g]) for g in ("A", "B", None)}
     verses = [_verse(rng, length, "，" if i % 2 == 0 else "。") for i in range(count)]
 
     def end_in(i, group):
