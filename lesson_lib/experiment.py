@@ -312,10 +312,10 @@ def default_prompt(run: Run) -> str:
     """The prompt a trained run is first asked to continue, after the corpus it was trained on (its config's
     data.source): `DEFAULT_PROMPTS`, Shakespeare's for a run on any other text or with an unreadable config."""
     try:
-        source = run.read_config()["data"]["source"]
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        source = None
-    return DEFAULT_PROMPTS.get(source if isinstance(source, str) else "", DEFAULT_PROMPTS["shakespeare"])
+        source = run.read_config()["data"]["source"]  # read_config checks it is there, a string
+    except (OSError, ValueError):
+        source = ""
+    return DEFAULT_PROMPTS.get(source, DEFAULT_PROMPTS["shakespeare"])
 
 
 def load_trained(run: str | Path | Run, which: str | int = "best", device: str = "cpu"

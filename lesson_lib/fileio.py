@@ -278,20 +278,10 @@ class FileLock:
         is replaced, never written through (a symbolic link at `path` is replaced, not followed)."""
         assert self.fd is not None, "record() needs the lock held"
         data = {"pid": os.getpid(), "command": _command(), "since": time.time(), **info}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, (json.dumps(data) + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            refuse_link(self.path)
-            raise DamagedFile(f"{self.path} cannot be replaced (is it a folder?): move it away, then try again") \
-                from None
+            atomic_write(self.path, json.dumps(data) + "\n")  # a new file renamed over the path: a link is replaced
+        except IsADirectoryError:
+            raise DamagedFile(f"{self.path} is a folder, not a file: move it away, then try again") from None
 
     def release(self) -> None:
         if self.fd is None:
