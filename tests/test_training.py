@@ -406,3 +406,16 @@ def test_muon_refuses_what_it_cannot_do(text_file, tmp_path):
     optimizer = make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))
     with pytest.raises(ValueError, match="trained with another optimizer"):
         optimizer.load_state_dict(state["optimizer"])
+
+
+def test_the_logged_mfu_is_the_model_flops_per_token_times_tokens_per_s_over_the_peak(text_file, tmp_path, monkeypatch):
+    """What chapter 2 tells the learner the trainer logs as MFU; the peak is fixed here so that only the formula counts."""
+    monkeypatch.setattr("lesson_lib.training.peak_flops", lambda device, dtype: 2.0e9)
+    start_run(spec(text_file, max_steps=6, eval_interval=6, measure_mfu=True), name="mfu", root=tmp_path / "runs",
+              progress=False)
+    run = Run(tmp_path / "runs" / "mfu")
+    model, _, _ = load_trained(run.path, "latest")
+    records = run.metrics().of_kind("train")
+    assert len(records) == 6
+    for record in records:  # tokens_per_s is logged to 0.1: the MFU agrees to that rounding
+        assert record["mfu"] == pytest.approx(model.flops_per_token() * record["tokens_per_s"] / 2.0e9, rel=1e-3)
