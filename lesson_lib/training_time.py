@@ -2,7 +2,8 @@
 
 - `training_time`: seconds = FLOPs / (devices x peak FLOP/s x MFU);
 - `calibrate`: the MFU of a spec's model, measured over a few timed steps of the trainer;
-- `predict_run_time`: a whole run of a spec, its training steps and its evaluation passes.
+- `count_run`: what a run of a spec computes (FLOPs, tokens, evaluation passes), from its shape alone;
+- `predict_run_time`: a whole run of a spec, its training steps and its evaluation passes, in seconds.
 
 The FLOPs come from `scaling` (6·N·D and the GPT's own count), the peak from `device.peak_flops`.
 """
@@ -106,6 +107,35 @@ def calibrate(spec: Mapping[str, Any], vocab_size: int, data: TrainData, peak: f
 
 
 @dataclass(frozen=True)
+class RunCount:
+    """What a run of a spec computes, counted from its shape alone: no clock, no MFU."""
+
+    steps: int
+    train_tokens: int  # steps x batch x accumulation x context (x devices)
+    train_flops: float  # FLOPs per token x train_tokens
+    evaluations: int
+    eval_flops: float  # forward FLOPs (a third of training's per token) of every evaluation batch
+
+
+def count_run(spec: Mapping[str, Any], vocab_size: int, devices: int = 1, steps: int | None = None) -> RunCount:
+    """The FLOPs of a run of `spec` (a preset's shape) on `devices` devices, and its evaluation passes.
+
+    Training: FLOPs per token (the model's count: 6 N plus attention) x batch x accumulation x
+    context x steps (x devices: data parallel, each device its own batch). Evaluation: the trainer's
+    `evaluation_count` passes of `eval_iters` batches, forward only (2 of the 6 FLOPs per weight).
+    `steps` overrides the spec's max_steps.
+    """
+    per_token, config, block = _spec_parts(spec, vocab_size)
+    steps = config.max_steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a whole number of at least 1, got {steps!r}")
+    train_tokens = steps * config.batch_size * config.grad_accum * block * devices
+    evaluations = evaluation_count(steps, config.eval_interval)
+    eval_tokens = evaluations * config.eval_iters * config.batch_size * block * devices
+    return RunCount(steps, train_tokens, per_token * train_tokens, evaluations, per_token / 3 * eval_tokens)
+
+
+@dataclass(frozen=True)
 class RunTime:
     """A run's predicted wall time, term by term."""
 
@@ -127,19 +157,12 @@ def predict_run_time(spec: Mapping[str, Any], vocab_size: int, peak: float, mfu:
                      steps: int | None = None) -> RunTime:
     """The wall time of a run of `spec` (a preset's shape) on `devices` devices of `peak` FLOP/s each.
 
-    Training: FLOPs per token (the model's count: 6 N plus attention) x batch x accumulation x
-    context x steps (x devices: data parallel, each device its own batch), at `mfu`. Evaluation: the
-    trainer's `evaluation_count` passes of `eval_iters` batches, forward only (2 of the 6 FLOPs per
-    weight), at `eval_mfu` (default: `mfu`). `steps` overrides the spec's max_steps. The prediction
-    is only as good as the MFU: it comes from a measurement (`calibrate`), not from the formula.
+    The FLOPs are `count_run`'s: training at `mfu`, evaluation at `eval_mfu` (default: `mfu`).
+    `steps` overrides the spec's max_steps. The prediction is only as good as the MFU: it comes
+    from a measurement (`calibrate`), not from the formula.
     """
-    per_token, config, block = _spec_parts(spec, vocab_size)
-    steps = config.max_steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a whole number of at least 1, got {steps!r}")
-    train_tokens = steps * config.batch_size * config.grad_accum * block * devices
-    evaluations = evaluation_count(steps, config.eval_interval)
-    eval_tokens = evaluations * config.eval_iters * config.batch_size * block * devices
-    train_flops, eval_flops = per_token * train_tokens, per_token / 3 * eval_tokens
-    return RunTime(steps, train_flops, evaluations, eval_flops, training_time(train_flops, peak, mfu, devices),
-                   training_time(eval_flops, peak, eval_mfu or mfu, devices) if eval_flops else 0.0, overhead_s)
+    count = count_run(spec, vocab_size, devices, steps)
+    return RunTime(count.steps, count.train_flops, count.evaluations, count.eval_flops,
+                   training_time(count.train_flops, peak, mfu, devices),
+                   training_time(count.eval_flops, peak, eval_mfu or mfu, devices) if count.eval_flops else 0.0,
+                   overhead_s)

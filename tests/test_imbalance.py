@@ -96,6 +96,23 @@ def test_balanced_weights_give_every_class_the_same_total():
         balanced_class_weights(np.array([0, 0, 2]), 3)
 
 
+def test_class_weights_and_oversampling_weigh_each_class_alike():
+    # chapter 9: "two routes to the same expected gradient". The weighted loss is the plain mean of the classes'
+    # mean losses; so is the oversampled set's mean loss, in expectation over the resampling's draws
+    _, y = imbalanced((30, 12, 6))
+    logits = torch.randn(len(y), 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    logits[:, 0] += 2.0  # a model that favours the big class: its loss is low, the others' high
+    losses = torch.nn.functional.cross_entropy(logits, torch.tensor(y), reduction="none").numpy()  # (N,)
+    weights = torch.tensor(balanced_class_weights(y, 3), dtype=torch.float64)
+    weighted = torch.nn.functional.cross_entropy(logits, torch.tensor(y), weight=weights).item()
+    per_class = np.mean([losses[y == c].mean() for c in range(3)])
+    assert weighted == pytest.approx(per_class, rel=1e-12)
+    assert abs(losses.mean() - per_class) > 0.05  # the unweighted mean is another number
+    row = np.arange(len(y), dtype=float)[:, None]  # each example's index as its feature, to find it again
+    oversampled = [losses[resample(row, y, "oversample", seed)[0][:, 0].astype(int)].mean() for seed in range(400)]
+    assert np.mean(oversampled) == pytest.approx(per_class, rel=0.01)
+
+
 def test_keep_fraction_thins_one_class_and_nothing_else():
     y = np.array([0] * 10 + [1] * 20 + [2] * 5)
     kept = keep_fraction(y, of_class=1, fraction=0.25, seed=0)

@@ -5,7 +5,9 @@ from lesson_lib.device import cpu_threads
 from lesson_lib.experiment import prepare_data
 from lesson_lib.models import GPTConfig
 from lesson_lib.scaling import gpt_flops_per_token
-from lesson_lib.training_time import calibrate, evaluation_count, predict_run_time, training_time
+from lesson_lib.models import build_model
+from lesson_lib.training import TrainConfig, train
+from lesson_lib.training_time import calibrate, count_run, evaluation_count, predict_run_time, training_time
 
 CONFIG = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=3, n_embd=24)
 
@@ -55,3 +57,22 @@ def test_calibration_measures_what_the_prediction_assumes(text_file):
     estimate = predict_run_time(spec, tokenizer.vocab_size, 1e12, measured.mfu, measured.eval_mfu)
     assert estimate.train_s == pytest.approx(100 * measured.seconds_per_step)
     assert estimate.eval_s == pytest.approx(4 * 5 * measured.seconds_per_eval_batch)
+
+
+def test_a_run_counted_from_its_shape_is_what_the_trainer_does(text_file):
+    # count_run reads no clock: its tokens and evaluation passes are the trainer's own, and the prediction's FLOPs
+    tokenizer, data, _ = prepare_data(str(text_file), "char")
+    spec = {**TIME_SPEC, "train": {**TIME_SPEC["train"], "max_steps": 35, "eval_iters": 1, "device": "cpu"}}
+    count = count_run(spec, tokenizer.vocab_size)
+    assert (count.steps, count.evaluations, count.train_tokens) == (35, 2, 35 * 4 * 16)
+    model = build_model({**spec["model"], "vocab_size": tokenizer.vocab_size})
+    with cpu_threads(1):
+        result = train(model, data, TrainConfig(**spec["train"]), progress=False)
+    assert result.tokens == count.train_tokens
+    assert sum(r["kind"] == "eval" for r in result.records) == count.evaluations
+    assert count.train_flops == model.flops_per_token() * result.tokens
+    estimate = predict_run_time(spec, tokenizer.vocab_size, peak=1e10, mfu=0.5)
+    assert (estimate.steps, estimate.train_flops, estimate.evaluations, estimate.eval_flops) == (
+        count.steps, count.train_flops, count.evaluations, count.eval_flops)
+    with pytest.raises(ValueError, match="steps"):
+        count_run(spec, tokenizer.vocab_size, steps=0)
