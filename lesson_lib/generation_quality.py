@@ -11,6 +11,8 @@ measures make the trade-off visible:
 - `mean_log_prob`: the mean log-probability per token that the model (at temperature 1, nothing
   cut) gave the tokens it wrote. Higher means the text is more typical *for the model*; it is not
   a measure of quality on its own (a loop is very probable).
+- `non_word_share`: the fraction of the words written that a vocabulary (the training text's words,
+  say) does not hold: how much of a character model's text is letters that spell no word.
 
 `words` splits text into lowercase words, the unit distinct-n and repetition are usually counted
 in; `generate_scored` generates with any `SamplingConfig` and keeps the model's probability of
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -82,6 +84,16 @@ def mean_log_prob(probs: Sequence[float]) -> float:
     return sum(math.log(p) for p in probs) / len(probs)
 
 
+def non_word_share(texts: Sequence[str], vocabulary: Collection[str]) -> float:
+    """The fraction of the words of `texts` (split by `words`, all texts together) not in `vocabulary`."""
+    if isinstance(texts, str):
+        raise TypeError("non_word_share() takes a list of texts: wrap one text in []")
+    written = [w for t in texts for w in words(t)]
+    if not written:
+        raise ValueError("the texts hold no word: generate more text")
+    return sum(w not in vocabulary for w in written) / len(written)
+
+
 @dataclass(frozen=True)
 class ScoredText:
     prompt: str
@@ -123,11 +135,12 @@ def score_continuation(model: LanguageModel, prompt_ids: Sequence[int], ids: Seq
 
 
 def quality(texts: Sequence[str], probs: Sequence[Sequence[float]], ns: Sequence[int] = (1, 2, 3),
-            repeat_n: int = 3) -> dict[str, float]:
+            repeat_n: int = 3, vocabulary: Collection[str] | None = None) -> dict[str, float]:
     """One row of a comparison table for a set of generated texts (say, one decoding setting over
     several prompts): distinct-n over the words of all texts together (n-grams never cross from one
     text into the next; Li et al. count over all responses too), the mean repetition of word
-    `repeat_n`-grams in each text's second half, and the mean log-probability over all tokens."""
+    `repeat_n`-grams in each text's second half, the mean log-probability over all tokens, and, when
+    a `vocabulary` is given, the share of non-words (`non_word_share`)."""
     if isinstance(texts, str):
         raise TypeError("quality() takes a list of texts (and a list of probability lists): wrap one text in []")
     if len(texts) != len(probs) or not texts:
@@ -141,4 +154,6 @@ def quality(texts: Sequence[str], probs: Sequence[Sequence[float]], ns: Sequence
         row[f"distinct-{n}"] = len(set(grams)) / len(grams)
     row[f"repeated {repeat_n}-grams"] = sum(repetition(t, repeat_n) for t in tokens) / len(tokens)
     row["mean log-prob"] = mean_log_prob([p for ps in probs for p in ps])
+    if vocabulary is not None:
+        row["non-words"] = non_word_share(texts, vocabulary)
     return row

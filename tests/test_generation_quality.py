@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from lesson_lib.generation_quality import (distinct_n, generate_scored, mean_log_prob, ngrams, quality, repetition,
-                                           score_continuation, words)
+from lesson_lib.generation_quality import (distinct_n, generate_scored, mean_log_prob, ngrams, non_word_share, quality,
+                                           repetition, score_continuation, words)
 from lesson_lib.models import build_model
 from lesson_lib.sampling import SamplingConfig
 from lesson_lib.tokenizers import CharTokenizer
@@ -71,3 +71,16 @@ def test_quality_pools_texts_without_crossing_them():
     assert row["mean log-prob"] == pytest.approx(math.log(0.5))
     with pytest.raises(TypeError, match="list of texts"):
         quality("a b c", [[0.5]])
+
+
+def test_non_word_share_counts_words_outside_the_vocabulary():
+    vocabulary = {"to", "be", "or", "not"}
+    assert non_word_share(["To be, or nott", "tobe xq"], vocabulary) == 3 / 6  # nott, tobe, xq
+    assert non_word_share(["to be"], vocabulary) == 0
+    row = quality(["to be or nott"], [[0.5]], ns=(1,), repeat_n=1, vocabulary=vocabulary)
+    assert row["non-words"] == 1 / 4
+    assert "non-words" not in quality(["to be or nott"], [[0.5]], ns=(1,), repeat_n=1)
+    with pytest.raises(TypeError, match="list of texts"):
+        non_word_share("to be", vocabulary)
+    with pytest.raises(ValueError, match="no word"):
+        non_word_share(["!?", ""], vocabulary)
