@@ -9,7 +9,7 @@ it ran for. `profile_training` adds that: it labels the regions of a GPT with
     embedding and head    token and position embeddings, the final norm, the output head, the loss
     attention             each block's attention norm and self-attention
     MLP                   each block's MLP norm and feed-forward
-    optimizer             gradient clipping, AdamW's update, zeroing the gradients
+    optimizer             gradient clipping, the optimizer's update, zeroing the gradients
     other                 what is left: the residual adds, the autograd engine between the regions
 
 How the ranges are placed, without touching the model's code. A region runs from a first module
@@ -24,6 +24,11 @@ runs, so that region closes instead when the token embedding's weight has its gr
 last). The regions follow each other and never nest; `profile_training` checks it, so no time
 is counted twice. On a GPU the ranges synchronize the device at each edge, so that they measure
 the kernels and not only their launch.
+
+Times are clock readings: they vary with the machine and with whatever else it is doing. The work
+does not. The profiler also records the FLOPs of every matrix multiply (`with_flops`), and
+`StepProfile.flops` sums them per category, forward and backward, as `StepProfile.table` sums the
+time: a check of the labelling that no busy machine can fail.
 
 `time_training_steps` times whole steps instead (no profiler, no hooks) in several settings,
 eager, `torch.compile`d or under bf16 autocast, taking turns: the median of several steps after
@@ -52,6 +57,9 @@ from .training import TrainConfig, lr_at, make_optimizer
 
 CATEGORIES = ("data", "embedding and head", "attention", "MLP", "optimizer", "other")
 STEP_LABEL = "training step"  # the range around each profiled step
+# the operators whose FLOPs StepProfile.flops adds up: matrix products, 2·m·k·n FLOPs each (fused kernels
+# such as scaled_dot_product_attention have no FLOP count in the profiler and are left out)
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
 _NO_BACKWARD = ("data", "optimizer")  # categories timed as one range each
@@ -181,11 +189,14 @@ def _check_counts(steps: int, warmup: int, least_warmup: int = 0) -> None:
 
 @dataclass
 class StepProfile:
-    """What `profile_training` measured: the category table, and the profiler to look further."""
+    """What `profile_training` measured: time and matmul FLOPs per category, and the profiler to look further."""
 
     table: pd.DataFrame  # category, forward ms, backward ms, ms per step, share (of the profiled step)
     step_ms: float  # mean wall time of a profiled step (profiler and hooks included)
     steps: int
+    # category, forward FLOPs, backward FLOPs, FLOPs per step, matmuls per step: the MATMULS inside each
+    # category's ranges ("other": the ones outside every range); no clock involved
+    flops: pd.DataFrame
     prof: torch.profiler.profile = field(repr=False)
 
     def export_chrome_trace(self, path: str | Path) -> Path:
@@ -215,11 +226,12 @@ def profile_training(model: nn.Module, tokens: np.ndarray, config: TrainConfig |
     with label_regions(model, device):
         for number in range(warmup):  # first steps allocate memory and pick kernels
             _step(model, optimizer, number, tokens, config, generator, device, config.precision)
-        with torch.profiler.profile(activities=activities) as prof:
+        with torch.profiler.profile(activities=activities, with_flops=True) as prof:
             for number in range(warmup, warmup + steps):
                 with record_function(STEP_LABEL):
                     _step(model, optimizer, number, tokens, config, generator, device, config.precision)
-    return StepProfile(_attribute(prof.events(), steps), _step_ms(prof.events(), steps), steps, prof)
+    events = prof.events()
+    return StepProfile(_attribute(events, steps), _step_ms(events, steps), steps, _count_flops(events, steps), prof)
 
 
 def _labelled(events) -> list:
@@ -263,6 +275,38 @@ def _attribute(events, steps: int) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["category", "forward ms", "backward ms", "ms per step"])
     table["share"] = table["ms per step"] / step_ms
     return table
+
+
+def _range_of(event) -> str | None:
+    """The category range an operator ran inside (ranges never nest), or None."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name in LABELS:
+            return parent.name
+        parent = parent.cpu_parent
+    return None
+
+
+def _count_flops(events, steps: int) -> pd.DataFrame:
+    """FLOPs and calls per step of the MATMULS in each category's ranges, forward and backward apart."""
+    flops, calls = {}, {}
+    for event in events:
+        if event.name in MATMULS and event.device_type == torch.autograd.DeviceType.CPU:
+            name = _range_of(event) or "other"
+            flops[name] = flops.get(name, 0) + event.flops
+            calls[name] = calls.get(name, 0) + 1
+    rows = []
+    for category in CATEGORIES:
+        if category in (*_NO_BACKWARD, "other"):
+            forward = backward = np.nan
+            total, count = flops.get(category, 0), calls.get(category, 0)
+        else:
+            forward, backward = (flops.get(label(category, d), 0) / steps for d in ("forward", "backward"))
+            total = (forward + backward) * steps
+            count = sum(calls.get(label(category, d), 0) for d in ("forward", "backward"))
+        rows.append((category, forward, backward, total / steps, count / steps))
+    return pd.DataFrame(rows, columns=["category", "forward FLOPs", "backward FLOPs", "FLOPs per step",
+                                       "matmuls per step"])
 
 
 # ------------------------------------------------------------------ whole steps, timed

@@ -1,5 +1,6 @@
-"""The profiler's categories: all present, disjoint, backward included, hooks gone afterwards; the timed step
-is the trainer's step."""
+"""The profiler's categories: all present, disjoint, backward included, hooks gone afterwards; every matrix
+multiply counted in its category, backward twice forward, as FlopCounterMode and the formulas count them;
+the timed step is the trainer's step."""
 import copy
 
 import numpy as np
@@ -10,8 +11,10 @@ from conftest import TINY_GPT, TINY_TRAIN
 from lesson_lib.data import DataError
 from lesson_lib.device import cpu_threads
 from lesson_lib.models import build_model
-from lesson_lib.profiling import (CATEGORIES, LABELS, STEP_LABEL, label, label_regions, overlap_us, profile_training,
-                                  time_training_steps)
+from torch.utils.flop_counter import FlopCounterMode
+
+from lesson_lib.profiling import (CATEGORIES, LABELS, MATMULS, STEP_LABEL, label, label_regions, overlap_us,
+                                  profile_training, time_training_steps)
 from lesson_lib.training import TrainConfig, TrainData, train
 
 VOCAB = 20
@@ -60,7 +63,6 @@ def test_every_category_is_present_and_the_times_add_up(profiled):
     measured = table.drop(index="other")["ms per step"]
     assert (measured > 0).all(), measured
     assert measured.sum() <= profiled.step_ms  # disjoint ranges inside the step: never more than the step
-    assert measured.sum() >= 0.6 * profiled.step_ms, (measured.sum(), profiled.step_ms)  # they cover most of it
     assert table["share"].sum() == pytest.approx(1.0)
     assert table.loc["other", "ms per step"] >= 0
 
@@ -96,6 +98,26 @@ def test_the_ranges_never_nest_or_overlap(profiled):
     assert len(labelled) == STEPS * (2 + 2 * 2 + 2 * 2 * TWO_BLOCKS["n_layer"])  # data, optimizer; embedding, head; blocks
     for event in labelled:
         assert not [a.name for a in ancestors(event) if a.name in LABELS], event.name
+
+
+def test_every_matrix_multiply_is_counted_in_its_category(profiled):
+    work = profiled.flops.set_index("category")
+    assert list(work.index) == list(CATEGORIES)
+    assert work.loc["other", "matmuls per step"] == 0 and work.loc["data", "matmuls per step"] == 0
+    C, T, B, V = TWO_BLOCKS["n_embd"], TWO_BLOCKS["block_size"], CONFIG.batch_size, VOCAB
+    forward = {"embedding and head": 2 * V * C * B * T,  # the head; a lookup multiplies nothing
+               "attention": TWO_BLOCKS["n_layer"] * 2 * 4 * C * C * B * T,  # queries, keys, values, projection
+               "MLP": TWO_BLOCKS["n_layer"] * 2 * 8 * C * C * B * T}  # C -> 4C -> C
+    for category, flops in forward.items():
+        assert work.loc[category, "forward FLOPs"] == flops, category
+        assert work.loc[category, "backward FLOPs"] == 2 * flops, category  # gradients of the input and the weight
+        assert work.loc[category, "FLOPs per step"] == 3 * flops, category
+    x = torch.from_numpy(TOKENS[:B * T].astype(np.int64)).view(B, T)
+    with FlopCounterMode(display=False) as counter:
+        tiny_gpt()(x, x)[1].backward()
+    matmuls = {getattr(torch.ops.aten, name.split("::")[1]) for name in MATMULS}
+    counted = sum(n for op, n in counter.get_flop_counts()["Global"].items() if op in matmuls)
+    assert work.loc[list(forward), "FLOPs per step"].sum() == counted
 
 
 def test_hooks_change_nothing_and_are_removed():
