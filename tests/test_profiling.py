@@ -155,13 +155,16 @@ def test_the_timed_step_is_the_trainers_step():
 
 
 def test_bf16_and_compile_give_the_same_losses():
+    from torch._dynamo.utils import counters
+
     settings = {"fp32": {}, "bf16": {"precision": "bf16"}, "compiled": {"compile": True}}
+    counters.clear()
     timings = time_training_steps(tiny_gpt(), TOKENS, CONFIG, settings, steps=2, warmup=1)
     assert list(timings) == list(settings) and all(len(t.losses) == 3 for t in timings.values())
     fp32, bf16, compiled = (timings[name].losses for name in settings)
     assert np.allclose(bf16, fp32, atol=0.02) and bf16 != fp32  # autocast ran, and changed little
     assert np.allclose(compiled, fp32, atol=1e-5)
-    assert timings["compiled"].first_step_s > timings["compiled"].step_ms / 1e3  # compiling happened in the first step
+    assert counters["stats"]["unique_graphs"] > 0  # the compiled setting really went through torch.compile
 
 
 def test_bad_input_is_refused_with_a_clear_message():
