@@ -30,12 +30,18 @@ The formulas below are exact for what torch 2.13 saves on the CPU, where they ar
 a fitted constant. On CUDA the attention kernels keep no T x T matrices even with dropout, and
 dropout masks are 1-byte booleans; that branch is modelled, not measured here. The estimate
 leaves out temporaries of the backward pass, the data batch and the framework's own memory:
-`check_fits` keeps a headroom for them.
+`check_fits` keeps a headroom for them. `peak_rss_rise` measures what the operating system sees,
+temporaries included: the rise of a fresh process's peak resident memory over one step (Linux).
 """
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -439,3 +445,64 @@ class _RecomputePeak(TorchDispatchMode):
             self.held = {address: kept for address, kept in self.held.items() if not kept[0].expired()}
             self.peak = max(self.peak, sum(size for _, size in self.held.values()))
         return out
+
+
+# ----------------------------------------------------------------------------- what the system sees
+
+def peak_rss_rise(model_spec: dict[str, Any], batch_size: int, precision: str = "fp32") -> int | None:
+    """Bytes a fresh process's peak resident memory (Linux's VmHWM) rises by over one training step.
+
+    The exact tensor bytes of `measure_training_memory` leave out what the system also sees: the
+    backward pass's short-lived temporaries and the allocator's spare blocks. A process reuses
+    memory it freed earlier without asking the system again, so the peak is read fairly only in a
+    new process: this starts one (one CPU thread), builds `model_spec` and AdamW, resets the peak
+    to what is resident (/proc/self/clear_refs), runs one step on random batch_size x block_size
+    tokens, and reads the peak. Compare it with `predict_training_memory(...).total` less the
+    parameters, which the process already held. Returns None where the kernel offers no such
+    reset (not Linux).
+    """
+    if not Path("/proc/self/clear_refs").exists():
+        return None
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    model_config(model_spec)  # an unknown family or key: the registry's ValueError, here and not in the child
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    job = json.dumps({"spec": model_spec, "batch": batch_size, "precision": precision})
+    done = subprocess.run([sys.executable, "-c", "from lesson_lib.memory import _peak_rss_step; _peak_rss_step()", job],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    if done.returncode != 0:
+        raise RuntimeError(f"the measuring process failed ({done.returncode}): {done.stderr[-2000:]}")
+    reading = json.loads(done.stdout.strip().splitlines()[-1])
+    return reading["peak"] - reading["before"]
+
+
+def _proc_status(key: str) -> int:
+    with open("/proc/self/status") as f:  # lines such as "VmHWM:   123456 kB"
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+
+def _peak_rss_step() -> None:
+    """The child process of `peak_rss_rise`: one step, then the readings as JSON on stdout."""
+    import gc
+
+    from .models import build_model
+    from .training import TrainConfig, make_optimizer
+
+    job = json.loads(sys.argv[1])
+    torch.set_num_threads(1)  # this process only
+    torch.manual_seed(0)
+    spec, cpu = job["spec"], torch.device("cpu")
+    model = build_model(spec).train()
+    idx = torch.randint(0, spec["vocab_size"], (job["batch"], model.config.block_size))
+    targets = torch.randint(0, spec["vocab_size"], idx.shape)
+    optimizer = make_optimizer(model, TrainConfig(), cpu)
+    gc.collect()
+    before = _proc_status("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to what is resident now
+    with autocast(cpu, job["precision"]):
+        loss = model(idx, targets)[1]
+    loss.backward()
+    optimizer.step()
+    print(json.dumps({"before": before, "peak": _proc_status("VmHWM:")}))

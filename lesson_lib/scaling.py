@@ -10,8 +10,9 @@ fitted to each run's length, which is why every point here decays its cosine ove
 
 The pieces, in the order a notebook uses them:
 - `training_flops` (the 6 N D rule) and `gpt_training_flops` (the model's own count, with attention);
-- `gpt_ladder`: GPT configs spanning a range of parameter counts; `steps_for_budget`,
-  `isoflop_plan`: how many steps each size gets for a budget;
+- `gpt_ladder`: GPT configs spanning a range of parameter counts; `sizes_for_ratios`: the sizes
+  a budget gets from a fixed grid of tokens per parameter; `steps_for_budget`, `isoflop_plan`: how
+  many steps each size gets for a budget;
 - `run_isoflop`: train every (budget, size) pair and tabulate the final validation losses;
 - `isoflop_optimum` / `isoflop_optima`: the parabola's minimum per budget;
 - `fit_power_law`: a straight line on log-log axes, with standard errors, for N_opt(C), D_opt(C), L(N).
@@ -107,6 +108,35 @@ def gpt_ladder(non_embedding: Sequence[float], vocab_size: int, n_layer: int = 1
     return configs
 
 
+def tokens_per_param(config: GPTConfig, budget: float) -> float:
+    """D / N when `config` spends `budget` FLOPs: tokens C / (FLOPs per token) over non-embedding N."""
+    return budget / gpt_flops_per_token(config) / non_embedding_params(config)
+
+
+def sizes_for_ratios(budget: float, ratios: Sequence[float], candidates: Sequence[GPTConfig]) -> list[GPTConfig]:
+    """The models a budget trains: for each tokens-per-parameter ratio, the candidate nearest it in log.
+
+    A rule that does not know the answer: every budget gets the same grid of ratios D / N (a small
+    model sees many tokens per weight, a large one few), so the sizes move with the budget by
+    arithmetic alone, not by where its optimum is expected. If the grid is too narrow, the optimum
+    falls at an edge, which `isoflop_optimum` refuses. Candidates that two ratios both pick count
+    once; the result is ordered by size, smallest first, and needs 3 or more for a parabola.
+    """
+    if len(ratios) == 0 or not all(r > 0 for r in ratios):
+        raise ValueError(f"give positive tokens-per-parameter ratios, got {list(ratios)}")
+    if len(candidates) == 0:
+        raise ValueError("give at least one candidate config")
+    chosen: list[GPTConfig] = []
+    for ratio in ratios:
+        best = min(candidates, key=lambda c: abs(math.log(tokens_per_param(c, budget) / ratio)))
+        if best not in chosen:
+            chosen.append(best)
+    if len(chosen) < 3:
+        raise ValueError(f"the ratios {list(ratios)} pick {len(chosen)} distinct size(s) at a budget of "
+                         f"{budget:.3g} FLOPs: a parabola needs 3 or more; spread the ratios or add candidates")
+    return sorted(chosen, key=non_embedding_params)
+
+
 def steps_for_budget(config: GPTConfig, budget: float, batch_size: int) -> int:
     """Optimizer steps that spend `budget` FLOPs: C / (FLOPs per token x tokens per step), rounded.
 
@@ -125,8 +155,8 @@ def steps_for_budget(config: GPTConfig, budget: float, batch_size: int) -> int:
 def isoflop_plan(budgets: Mapping[float, Sequence[GPTConfig]], batch_size: int) -> pd.DataFrame:
     """One row per (budget, model): its size, steps, tokens and the FLOPs those actually spend.
 
-    `budgets` maps each budget to its models; Chinchilla gives each budget its own range of sizes,
-    centred where the optimum is expected, so that every parabola has both sides.
+    `budgets` maps each budget to its models (3 or more, for a parabola). Chapter 8 picks them with
+    `sizes_for_ratios` from one grid of tokens per parameter, which does not assume where the optimum is.
     """
     rows = []
     for budget, configs in budgets.items():

@@ -1,11 +1,12 @@
 """The memory model: exact parameter arithmetic, and predictions that agree with what autograd saves."""
 import dataclasses
+import sys
 
 import pytest
 import torch
 
 from lesson_lib.memory import (GiB, MemoryEstimate, WillNotFit, available_memory, check_fits,
-                               measure_training_memory, parameter_count, predict_training_memory)
+                               measure_training_memory, parameter_count, peak_rss_rise, predict_training_memory)
 from lesson_lib.models import build_model
 
 SPECS = [
@@ -220,3 +221,18 @@ def test_bad_arguments_are_refused():
         predict_training_memory({"family": "bigram"}, batch_size=1, optimizer="sgd")
     with pytest.raises(ValueError, match="precision"):
         predict_training_memory({"family": "bigram"}, batch_size=1, precision="fp8")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status (Linux)")
+def test_peak_rss_rise_is_the_step_and_its_temporaries():
+    spec = {"family": "gpt", "vocab_size": 84, "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128}
+    predicted = predict_training_memory(spec, 32)
+    step = predicted.total - predicted.parameters  # what one step adds to a process that holds the weights
+    rise = peak_rss_rise(spec, 32)
+    # the system sees at least the tensors (a little page accounting aside), and the backward pass's
+    # temporaries on top: at this size less than half again
+    assert 0.95 * step <= rise <= 1.5 * step, (rise / step, rise, step)
+    with pytest.raises(ValueError, match="batch_size"):
+        peak_rss_rise(spec, 0)
+    with pytest.raises(ValueError, match="unknown model family"):
+        peak_rss_rise({"family": "transformer"}, 2)

@@ -148,3 +148,11 @@ def test_typed_number_is_caught_unless_allowed():
     cells = [(0, "markdown", "It took 17.6 s; GPT-2 has 50,257 tokens.")]
     assert [f.line for f in check_markdown("x.ipynb", cells, {})] == [cells[0][2]] * 2
     assert [f.why.split()[0] for f in check_markdown("x.ipynb", cells, {"50,257": "published"})] == ["17.6"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_code_cell_parses(path):
+    """The rules skip a cell they cannot parse; so a cell that does not parse fails here instead."""
+    from notebook_rules import parse_code, read_cells
+    broken = [index for index, kind, source in read_cells(path) if kind == "code" and parse_code(source) is None]
+    assert not broken, f"{path.name}: code cells {broken} are not valid Python"

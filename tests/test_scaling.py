@@ -9,7 +9,7 @@ from lesson_lib.experiment import prepare_data
 from lesson_lib.models import GPT, GPTConfig
 from lesson_lib.scaling import (fit_power_law, gpt_flops_per_token, gpt_ladder, gpt_training_flops,
                                 isoflop_optima, isoflop_optimum, isoflop_plan, non_embedding_params, run_isoflop,
-                                steps_for_budget, training_flops)
+                                sizes_for_ratios, steps_for_budget, tokens_per_param, training_flops)
 
 CONFIG = GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=3, n_embd=24)
 
@@ -47,6 +47,29 @@ def test_ladder_widths_follow_the_targets():
         gpt_ladder([2e4, 2.1e4], vocab_size=84, head_dim=16)
     with pytest.raises(ValueError, match="positive"):
         gpt_ladder([0, 2e4], vocab_size=84)
+
+
+def test_sizes_for_ratios_pick_the_nearest_ratio_at_each_budget():
+    candidates = [GPTConfig(vocab_size=84, block_size=32, n_layer=2, n_head=max(1, w // 8), n_embd=w)
+                  for w in (4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 32)]
+    ratios = [8, 32, 128, 512]
+    for budget in (3e9, 1.2e10):
+        chosen = sizes_for_ratios(budget, ratios, candidates)
+        assert len(chosen) == 4 and [non_embedding_params(c) for c in chosen] == \
+            sorted(non_embedding_params(c) for c in chosen)
+        for config, ratio in zip(chosen, sorted(ratios, reverse=True)):  # the smallest model sees most tokens
+            distance = abs(math.log(tokens_per_param(config, budget) / ratio))
+            assert all(abs(math.log(tokens_per_param(c, budget) / ratio)) >= distance for c in candidates)
+    # D / N by hand for one candidate: tokens C / FLOPs-per-token over the non-embedding weights
+    config = candidates[4]
+    assert tokens_per_param(config, 3e9) == 3e9 / GPT(config).flops_per_token() / non_embedding_params(config)
+    # a budget 4x larger picks larger models from the same grid
+    small, large = sizes_for_ratios(3e9, ratios, candidates), sizes_for_ratios(1.2e10, ratios, candidates)
+    assert all(a.n_embd < b.n_embd for a, b in zip(small, large))
+    with pytest.raises(ValueError, match="3 or more"):
+        sizes_for_ratios(3e9, [100, 110, 120], candidates)
+    with pytest.raises(ValueError, match="positive"):
+        sizes_for_ratios(3e9, [0, 10], candidates)
 
 
 def test_steps_per_budget_spend_the_budget():
