@@ -25,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
-KERNEL_NAME = "lesson-lib"
 CELL_TIMEOUT_S = 3600  # a full lesson's longest cell trains for several minutes
 
 
@@ -43,29 +42,6 @@ def pick(names: list[str]) -> list[Path]:
     return chosen
 
 
-def install_kernel(prefix: Path) -> dict[str, str]:
-    """A kernelspec for this interpreter in a private folder (never the user's own kernels)."""
-    from ipykernel.kernelspec import install
-
-    install(user=False, prefix=str(prefix), kernel_name=KERNEL_NAME, display_name="lesson-lib (full lessons)")
-    return {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(prefix / "share" / "jupyter"),
-                                                         os.environ.get("JUPYTER_PATH")]))}
-
-
-def run_one(path: Path, executed: Path, fast: bool) -> tuple[str, str]:
-    """Execute one notebook; ("passed", "") or ("failed", what failed, naming the cell)."""
-    import papermill
-
-    try:
-        papermill.execute_notebook(str(path), str(executed), parameters={"FAST": fast}, kernel_name=KERNEL_NAME,
-                                   execution_timeout=CELL_TIMEOUT_S, cwd=str(NOTEBOOKS_DIR), progress_bar=True)
-    except papermill.PapermillExecutionError as error:
-        return "failed", f"cell {error.exec_count}: {error.ename}: {str(error.evalue)[:300]}"
-    except Exception as error:  # the kernel died, a cell timed out, ...
-        return "failed", f"did not finish: {type(error).__name__}: {str(error)[:300]}"
-    return "passed", ""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="numbers (08) or file names; default: every notebook")
@@ -75,14 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the notebooks' runs go (default: a fresh OUT/runs, emptied first)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_notebooks import poll_in_slices  # the same guard against a lost wake-up as the tests use
+    import pytest
+    from test_notebooks import execute, install_kernel, poll_in_slices  # the tests' own papermill run
 
-    class Patch:  # poll_in_slices takes pytest's monkeypatch; this is the part of it it uses
-        @staticmethod
-        def setattr(owner, name, value):
-            setattr(owner, name, value)
-
-    poll_in_slices(Patch)
+    poll_in_slices(pytest.MonkeyPatch())  # the same guard against a lost wake-up as the tests use
     paths = pick(args.notebooks)
     args.out.mkdir(parents=True, exist_ok=True)
     runs_dir = args.runs_dir
@@ -92,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir.mkdir(parents=True, exist_ok=True)
     mode = "FAST" if args.fast else "full lesson"
     with tempfile.TemporaryDirectory(prefix="lesson-kernel-") as prefix:
-        os.environ.update(install_kernel(Path(prefix)))
+        os.environ["JUPYTER_PATH"] = install_kernel(Path(prefix), "lesson-lib (full lessons)")
         os.environ.update({"LESSON_RUNS_DIR": str(runs_dir.resolve()), "MPLBACKEND": "Agg",
                            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
         rows = []
@@ -100,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             executed = args.out / path.name
             print(f"\n=== {path.name} ({mode}) -> {executed}", flush=True)
             started = time.perf_counter()
-            result, detail = run_one(path, executed, args.fast)
+            detail = (execute(path, executed, args.fast, CELL_TIMEOUT_S, progress_bar=True) or "")[:400]
+            result = "failed" if detail else "passed"
             seconds = time.perf_counter() - started
             rows.append((path.name, result, seconds, detail))
             print(f"=== {path.name}: {result} in {seconds:.0f} s {detail}", flush=True)

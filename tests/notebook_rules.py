@@ -48,6 +48,7 @@ COPY_FUNCTIONS = {"copy", "deepcopy", "array", "asarray", "tensor", "as_tensor",
 TOLERANCE_KEYWORDS = {"rtol", "atol", "rel_tol", "abs_tol", "tol", "delta"}
 # fields of a measurement's record that hold what was computed, not how long it took
 PAYLOAD_FIELDS = {"loss", "losses", "flops", "steps", "shape", "config", "tokens", "n_params", "name"}
+INDEXERS = {"loc", "iloc", "at", "iat"}  # pandas' ways into a table: `t.loc["a"]` reads t's entry "a"
 INEQUALITIES = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 
 
@@ -100,22 +101,17 @@ def is_time_identifier(name: str) -> bool:
     return len(parts) > 1 and parts[-1] in TIME_SUFFIXES
 
 
-def constant_keys(node: ast.AST) -> list[str] | None:
+def constant_keys(node: ast.AST) -> list | None:
     """The keys of `x["a"]` or `x.loc["a", "b"]` when every key is a constant, else None."""
     elements = node.elts if isinstance(node, ast.Tuple) else [node]
     if all(isinstance(e, ast.Constant) for e in elements):
-        return [str(e.value) for e in elements]
+        return [e.value for e in elements]
     return None
-
-
-def keys_raw(node: ast.AST) -> list:
-    elements = node.elts if isinstance(node, ast.Tuple) else [node]
-    return [e.value for e in elements if isinstance(e, ast.Constant)]
 
 
 def container_name(node: ast.AST) -> str | None:
     """`x`, `x.loc`, `x.iloc`: the name x; anything else None."""
-    while isinstance(node, ast.Attribute) and node.attr in {"loc", "iloc", "at", "iat"}:
+    while isinstance(node, ast.Attribute) and node.attr in INDEXERS:
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
 
@@ -173,16 +169,17 @@ class Flow:
         elif isinstance(node, ast.Attribute):
             if is_time_identifier(node.attr):
                 return True
-            if node.attr not in {"loc", "iloc", "at", "iat"} and (
+            if node.attr not in INDEXERS and (
                     node.attr in PAYLOAD_FIELDS or not self.is_measurement(node.value)):
                 return False  # a field of a record that is not a time (`timing.losses`)
         elif isinstance(node, ast.Subscript):
             keys = constant_keys(node.slice)
             if keys is not None:
-                if any(is_time_identifier(key) for key in keys):
+                if any(is_time_identifier(str(key)) for key in keys):
                     return True
                 name = container_name(node.value)
-                if name is not None and not is_time_identifier(name) and name not in self.measurements and all(isinstance(k, str) for k in keys_raw(node.slice)):
+                if name is not None and not is_time_identifier(name) and name not in self.measurements \
+                        and all(isinstance(key, str) for key in keys):
                     return False  # a named column or entry of a table: not the table's other columns
         return any(self.reads_clock(child) for child in ast.iter_child_nodes(node))
 
@@ -283,8 +280,8 @@ class Flow:
 
     def resolve(self, node: ast.AST, depth: int = 0) -> str:
         """The expression as a string, with every name that is a copy replaced by what it copies."""
-        if depth > 10:
-            return ast.dump(node, annotate_fields=False)
+        if depth > 10:  # a chain of copies this long is a cycle: stop replacing
+            return ast.unparse(node)
 
         class Replace(ast.NodeTransformer):
             def visit_Name(inner, name):  # noqa: N805
@@ -303,10 +300,6 @@ class Flow:
                 inner.generic_visit(call)
                 source = copied_from(call)
                 return source if source is not None else call
-
-            def visit_Attribute(inner, attr):  # noqa: N805
-                inner.generic_visit(attr)
-                return attr
 
         tree = Replace().visit(ast.parse(ast.unparse(node), mode="eval"))
         return ast.unparse(tree.body)

@@ -68,23 +68,44 @@ def test_headings_carry_both_languages(path):
 
 
 # ------------------------------------------------------------------ executed by papermill
-@pytest.fixture(scope="session")
-def kernel_env(tmp_path_factory):
-    """A kernelspec for this interpreter in a private folder, and the environment the kernel runs in.
+def install_kernel(prefix: Path, display_name: str) -> str:
+    """A kernelspec for this interpreter under `prefix`; returns the JUPYTER_PATH that finds it.
 
-    Installing into a temporary prefix (not ~/.local) works on a fresh machine and never
-    touches the user's own kernels.
+    Installing into a private prefix (not ~/.local) works on a fresh machine and never touches the
+    user's own kernels. tests/full_lessons.py uses it too.
     """
     from ipykernel.kernelspec import install
 
-    prefix = tmp_path_factory.mktemp("jupyter")
-    install(user=False, prefix=str(prefix), kernel_name=KERNEL_NAME, display_name="lesson-lib (tests)")
+    install(user=False, prefix=str(prefix), kernel_name=KERNEL_NAME, display_name=display_name)
     spec_file = prefix / "share" / "jupyter" / "kernels" / KERNEL_NAME / "kernel.json"
     argv = json.loads(spec_file.read_text())["argv"]
     assert argv[0] == sys.executable, f"kernelspec runs {argv[0]}, not this interpreter {sys.executable}"
+    return os.pathsep.join(filter(None, [str(prefix / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")]))
+
+
+def execute(path: Path, executed: Path, fast: bool, cell_timeout_s: int, progress_bar: bool = False) -> str | None:
+    """Run one notebook with papermill into `executed`; None, or what failed (naming the cell)."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(
+            str(path), str(executed), parameters={"FAST": fast}, kernel_name=KERNEL_NAME,
+            execution_timeout=cell_timeout_s, cwd=str(NOTEBOOKS_DIR), progress_bar=progress_bar,
+        )
+    except papermill.PapermillExecutionError as error:
+        return f"{path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}"
+    except Exception as error:  # kernel died, timeout, ...
+        return f"{path.name} did not finish: {type(error).__name__}: {error}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def kernel_env(tmp_path_factory):
+    """A kernelspec for this interpreter in a private folder, and the environment the kernel runs in."""
+    jupyter_path = install_kernel(tmp_path_factory.mktemp("jupyter"), "lesson-lib (tests)")
     runs_dir = tmp_path_factory.mktemp("runs")
     return {
-        "JUPYTER_PATH": os.pathsep.join(filter(None, [str(prefix / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")])),
+        "JUPYTER_PATH": jupyter_path,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "LESSON_RUNS_DIR": str(runs_dir),  # notebooks never write into the user's runs/ during tests
         "MPLBACKEND": "Agg",
@@ -121,21 +142,11 @@ def poll_in_slices(monkeypatch, slice_s: float = 1.0) -> None:
 
 @by_name
 def test_notebook_runs(path, kernel_env, monkeypatch):
-    import papermill
-
     for key, value in kernel_env.items():
         monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
     poll_in_slices(monkeypatch)
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     executed = ARTIFACTS_DIR / path.name
-    try:
-        papermill.execute_notebook(
-            str(path), str(executed), parameters={"FAST": True}, kernel_name=KERNEL_NAME,
-            execution_timeout=EXECUTION_TIMEOUT_S, cwd=str(NOTEBOOKS_DIR), progress_bar=False,
-        )
-    except papermill.PapermillExecutionError as error:
-        pytest.fail(f"{path.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
-                    f"executed copy: {executed}", pytrace=False)
-    except Exception as error:  # kernel died, timeout, ...
-        pytest.fail(f"{path.name} did not finish: {type(error).__name__}: {error}\nexecuted copy: {executed}",
-                    pytrace=False)
+    failure = execute(path, executed, fast=True, cell_timeout_s=EXECUTION_TIMEOUT_S)
+    if failure:
+        pytest.fail(f"{failure}\nexecuted copy: {executed}", pytrace=False)
