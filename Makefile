@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test test-full lab install bench browser npm clean-venv
+.PHONY: app test check test-full lab install bench browser npm clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,17 @@ app: $(STAMP) npm
 		else echo "Listening on $(ADDRESS): anyone who can reach this machine can start training jobs here."; fi
 	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.address $(ADDRESS)
 
+# The tests run in parallel, one process per core (pytest-xdist; at most 4), each process on its share of
+# the cores (tests/conftest.py). Notebooks 04, 05, 06 and 09 share their runs, so one process runs them
+# (--dist loadgroup). TEST_WORKERS=1 runs everything in this process.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 test: $(STAMP) browser npm
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST)
+
+# The quick loop while working: the package's and the dashboard's tests, without the notebooks and the browser.
+check: $(STAMP)
+	$(PY) -m pytest $(XDIST) -m "not notebook and not browser"
 
 # The full lessons: every notebook top to bottom with FAST = False, as a learner runs them (most of an
 # hour on 2 CPU cores; not part of `make test`). Executed copies and a table of times: build/executed/.

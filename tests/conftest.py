@@ -13,6 +13,54 @@ from pathlib import Path
 
 import pytest
 
+# ------------------------------------------------------------------ how the suite shares the machine
+# `make test` runs the tests in parallel processes (pytest-xdist, one per core). Two processes each using
+# torch's default of every core would make their threads wait on each other: on a 2-core machine that
+# was measured 5-35x slower than one thread each. So each test process, and everything it starts (a
+# notebook's kernel, a training subprocess, the dashboard's job), gets the cores divided by the workers.
+def threads_per_process() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+# read by torch when it is first imported, here and in the processes started from here (set in every worker:
+# the workers inherit the environment of the process that starts them, where the count is not known yet)
+os.environ["OMP_NUM_THREADS"] = str(threads_per_process())
+
+# The slowest tests start first, so that the last minutes are not one long test running alone while
+# the other process has nothing left (times: clean clone, 2 cores, one thread each). Notebooks 04, 05,
+# 06 and 09 run in one process, in that order: 05 reads the word vectors 04 saves, and 06 and 09 load
+# chapter 5's GPT from the runs folder (each would train what it misses, which costs more).
+SLOW_FIRST = [
+    "test_notebooks.py::test_notebook_runs[04_math.ipynb]",
+    "test_notebooks.py::test_notebook_runs[05_project.ipynb]",
+    "test_notebooks.py::test_notebook_runs[06_applications.ipynb]",
+    "test_notebooks.py::test_notebook_runs[09_faq.ipynb]",
+    "test_notebooks.py::test_notebook_runs[10_tang_poems.ipynb]",
+    "test_notebooks.py::test_notebook_runs[08_challenges.ipynb]",
+    "test_browser.py::test_a_newcomer_trains_the_starter_model_and_generates",
+    "test_notebooks.py::test_notebook_runs[07_tools.ipynb]",
+    "test_browser.py::test_generate_in_a_real_browser",
+    "test_notebooks.py::test_notebook_runs[02_core_concepts.ipynb]",
+    "test_notebooks.py::test_notebook_runs[03_core_algorithm.ipynb]",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("/")[-1].split("@")[0], len(rank)))  # stable: the rest keep their order
+
+
+def pytest_runtest_setup(item):
+    """Under `--dist loadgroup`, a grouped test fails if pytest-xdist lost its group: the notebooks would then
+    each train the runs they expected to find, and the suite would take minutes longer without saying why."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.config.getoption("loadgroup", False) \
+            and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist did not keep this test in its group: this pytest breaks --dist loadgroup "
+                    "(pytest-xdist issue #1386); install requirements.txt's pytest (`make clean-venv test`)",
+                    pytrace=False)
+
+
 TEXT = "ROMEO: But soft, what light through yonder window breaks?\nJULIET: Ay me.\n" * 40
 TINY_GPT = {"family": "gpt", "block_size": 16, "n_layer": 1, "n_head": 2, "n_embd": 16}
 TINY_TRAIN = {"max_steps": 12, "batch_size": 4, "lr": 3e-3, "warmup_steps": 3, "eval_interval": 6, "eval_iters": 2,

@@ -19,6 +19,8 @@ from conftest import TINY_GPT, TINY_TRAIN
 from lesson_lib.experiment import start_run
 from lesson_lib.presets import PRESETS
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LESSON_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "_artifacts" / "browser"

@@ -140,7 +140,14 @@ def poll_in_slices(monkeypatch, slice_s: float = 1.0) -> None:
     monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", get_msg)
 
 
-@by_name
+# One process runs these, in this order (tests/conftest.py, SLOW_FIRST): each reads runs an earlier one saved.
+SHARED_RUNS = {"04_math.ipynb", "05_project.ipynb", "06_applications.ipynb", "09_faq.ipynb"}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", [
+    pytest.param(path, marks=[pytest.mark.xdist_group("chapter-5-runs")] if path.name in SHARED_RUNS else [])
+    for path in NOTEBOOKS], ids=[path.name for path in NOTEBOOKS])
 def test_notebook_runs(path, kernel_env, monkeypatch):
     for key, value in kernel_env.items():
         monkeypatch.setenv(key, value)  # the kernel inherits this process's environment
