@@ -53,8 +53,7 @@ def main() -> None:
         parser.error("--clone runs CI's command, which is make test")
 
     with tempfile.TemporaryDirectory(prefix="suite-") as scratch:
-        env = dict(os.environ)
-        env.pop("OMP_NUM_THREADS", None)  # the tests choose their own threads
+        env = dict(os.environ)  # the tests choose their own threads (tests/conftest.py sets OMP_NUM_THREADS)
         if args.clone:
             where = Path(scratch) / "clone"
             subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
